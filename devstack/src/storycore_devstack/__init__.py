@@ -1,0 +1,1 @@
+"""The StoryCore dev stack: the whole suite as local processes, behind Traefik."""

@@ -1,0 +1,3 @@
+from storycore_devstack.cli import main
+
+main()

@@ -1,0 +1,245 @@
+"""``python3 storycore.py <command>``: the dev stack's command line.
+
+up [--scale projects=2] [--port 8080]   start everything; Ctrl-C stops it
+down                                    stop a stack started elsewhere
+status                                  what runs, and is it ready
+token --user <uuid>                     a valid access token, for scripts
+migrate                                 run every service's migrations
+republish --service S --since T [--until T]
+test [pytest args]                      lint, types, import boundaries, then every test
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+import threading
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from storycore_devstack.routes import REPO_ROOT, load_route_table
+from storycore_devstack.stack import Stack, StackConfig
+
+DEFAULT_DATA_DIR = REPO_ROOT / ".storycore"
+_print_lock = threading.Lock()
+
+
+def _prefixed_sink(width: int) -> object:
+    def sink(name: str, line: str) -> None:
+        with _print_lock:
+            print(f"{name:<{width}} | {line}", flush=True)
+
+    return sink
+
+
+def _parse_scale(values: list[str]) -> dict[str, int]:
+    scale: dict[str, int] = {}
+    services = load_route_table().services
+    for value in values:
+        name, _, count = value.partition("=")
+        if name not in services or not count.isdigit() or int(count) < 1:
+            raise SystemExit(f"--scale takes SERVICE=N with SERVICE in {sorted(services)}")
+        scale[name] = int(count)
+    return scale
+
+
+def _config_from(args: argparse.Namespace, **extra: object) -> StackConfig:
+    return StackConfig(
+        data_dir=Path(args.data_dir),
+        database_url=os.environ.get("DATABASE_URL"),
+        nats_url=os.environ.get("NATS_URL"),
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    config = _config_from(
+        args,
+        gateway_port=args.port,
+        scale=_parse_scale(args.scale),
+        sink=_prefixed_sink(18),  # type: ignore[arg-type]
+    )
+    stack = Stack(config)
+    stopping = threading.Event()
+
+    def request_stop(*_: object) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        stack.start()
+    except BaseException:
+        stack.stop()
+        raise
+    base = f"http://localhost:{args.port}"
+    print(f"\nStoryCore is up in {stack.started_in:.1f}s. Ctrl-C stops everything.")
+    print(f"  API gateway      {base}/api")
+    for entry in stack.table.domain_services:
+        print(
+            f"  {entry.name:<16} {base}/api/{entry.name}/docs   "
+            f"(replicas: {', '.join(r.url for r in stack.replicas[entry.name])})"
+        )
+    print(f"  NATS             {stack.nats_url}")
+    print(f"  data folder      {stack.data_dir}\n", flush=True)
+    while not stopping.wait(0.5):
+        for replicas in stack.replicas.values():
+            for replica in replicas:
+                if replica.process and not replica.process.running():
+                    print(f"storycore: {replica.name} exited; see its log", flush=True)
+                    replica.process = None
+    print("\nstorycore: stopping", flush=True)
+    stack.stop()
+    print("storycore: stopped", flush=True)
+    return 0
+
+
+def _state(args: argparse.Namespace) -> dict[str, object] | None:
+    path = Path(args.data_dir) / "stack.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    state = _state(args)
+    if state is None:
+        print("storycore: no stack is running from this data folder")
+        return 0
+    os.kill(int(str(state["pid"])), signal.SIGTERM)
+    print(f"storycore: asked the stack (pid {state['pid']}) to stop")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    state = _state(args)
+    if state is None:
+        print("storycore: not running")
+        return 1
+    healthy = True
+    services = state["services"]
+    assert isinstance(services, dict)
+    for name, urls in services.items():
+        for url in urls:
+            try:
+                answer = httpx.get(url, timeout=2)
+                status = answer.json().get("status", answer.status_code)
+            except (httpx.HTTPError, ValueError):
+                status = "down"
+            healthy &= status in ("ok", "degraded")
+            print(f"{name:<18} {url:<28} {status}")
+    print(f"gateway            {state['gateway']}")
+    return 0 if healthy else 1
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from auth.config import Settings
+    from auth.keys import KeyRing
+
+    key_file = Path(args.data_dir) / "secrets" / "auth-signing-key.pem"
+    if not key_file.exists():
+        raise SystemExit("no signing key yet: run `python3 storycore.py up` once")
+    defaults = Settings.model_fields
+    keyring = KeyRing.from_pem(key_file.read_bytes())
+    print(
+        keyring.mint_access_token(
+            user_id=uuid.UUID(args.user),
+            issuer=os.environ.get("STORYCORE_JWT_ISSUER", str(defaults["JWT_ISSUER"].default)),
+            audience=os.environ.get(
+                "STORYCORE_JWT_AUDIENCE", str(defaults["JWT_AUDIENCE"].default)
+            ),
+            ttl_seconds=args.ttl,
+        )
+    )
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    stack = Stack(_config_from(args))
+    stack._secrets()
+    stack._start_infrastructure()
+    try:
+        asyncio.run(stack._prepare_database())
+    finally:
+        stack.stop()
+    print("storycore: migrations are at head")
+    return 0
+
+
+def cmd_republish(args: argparse.Namespace) -> int:
+    import importlib
+
+    from storycore_shared.events.relay import republish
+
+    stack = Stack(_config_from(args))
+    stack._secrets()
+    stack._start_infrastructure()
+    try:
+        module = importlib.import_module(f"{args.service}.models")
+        count = asyncio.run(
+            republish(
+                database_url=stack.database_url(args.service),
+                tables=module.event_tables,
+                nats_url=stack.nats_url,
+                since=args.since,
+                until=args.until,
+            )
+        )
+    finally:
+        stack.stop()
+    print(f"storycore: re-published {count} events from {args.service}")
+    return 0
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from storycore_devstack.check import run_checks
+
+    return run_checks(args.pytest_args)
+
+
+def _timestamp(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="storycore", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data-dir",
+        default=str(DEFAULT_DATA_DIR),
+        help="where the dev stack keeps its data (default: .storycore)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start the whole suite")
+    up.add_argument("--port", type=int, default=8080)
+    up.add_argument("--scale", action="append", default=[], metavar="SERVICE=N")
+    up.set_defaults(func=cmd_up)
+    sub.add_parser("down", help="stop a running stack").set_defaults(func=cmd_down)
+    sub.add_parser("status", help="show what runs").set_defaults(func=cmd_status)
+    token = sub.add_parser("token", help="print an access token")
+    token.add_argument("--user", required=True, type=str)
+    token.add_argument("--ttl", type=int, default=1800)
+    token.set_defaults(func=cmd_token)
+    sub.add_parser("migrate", help="run all migrations").set_defaults(func=cmd_migrate)
+    rep = sub.add_parser("republish", help="re-send outbox events of a time range")
+    rep.add_argument("--service", required=True)
+    rep.add_argument("--since", required=True, type=_timestamp)
+    rep.add_argument("--until", type=_timestamp, default=datetime.now(UTC))
+    rep.set_defaults(func=cmd_republish)
+    test = sub.add_parser("test", help="lint, types, boundaries and the whole test suite")
+    test.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    test.set_defaults(func=cmd_test)
+    args = parser.parse_args(argv)
+    if args.command == "token":
+        try:
+            uuid.UUID(args.user)
+        except ValueError:
+            parser.error("--user takes a user id (a UUID)")
+    sys.exit(args.func(args))

@@ -1,0 +1,106 @@
+"""The gateway route table (``gateway/routes.toml``) and what is generated from it.
+
+The same table yields Traefik's file-provider routes for the dev stack and the labels that
+``docker-compose.yml`` must carry, so the two modes cannot drift.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+GATEWAY_DIR = REPO_ROOT / "gateway"
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    rule: str
+    priority: int
+    middlewares: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ServiceEntry:
+    name: str
+    app: str
+    container_port: int
+    health_path: str
+    routes: tuple[Route, ...]
+
+    @property
+    def is_fallback(self) -> bool:
+        return self.name == "gateway-fallback"
+
+
+@dataclass(frozen=True)
+class RouteTable:
+    entrypoint: str
+    port: int
+    services: dict[str, ServiceEntry]
+
+    @property
+    def domain_services(self) -> list[ServiceEntry]:
+        return [s for s in self.services.values() if not s.is_fallback]
+
+
+def load_route_table(path: Path | None = None) -> RouteTable:
+    raw = tomllib.loads((path or GATEWAY_DIR / "routes.toml").read_text())
+    services = {}
+    for name, entry in raw["services"].items():
+        routes = tuple(
+            Route(r["name"], r["rule"], int(r["priority"]), tuple(r.get("middlewares", [])))
+            for r in entry["routes"]
+        )
+        services[name] = ServiceEntry(
+            name, entry["app"], int(entry["container_port"]), entry["health_path"], routes
+        )
+    gateway = raw["gateway"]
+    return RouteTable(gateway["entrypoint"], int(gateway["port"]), services)
+
+
+def local_routes(table: RouteTable, addresses: dict[str, list[str]]) -> dict[str, Any]:
+    """Traefik file-provider config routing to local replicas (``addresses[service]`` URLs)."""
+    routers: dict[str, Any] = {}
+    services: dict[str, Any] = {}
+    for service in table.services.values():
+        for route in service.routes:
+            routers[route.name] = {
+                "rule": route.rule,
+                "priority": route.priority,
+                "entryPoints": [table.entrypoint],
+                "middlewares": list(route.middlewares),
+                "service": service.name,
+            }
+        services[service.name] = {
+            "loadBalancer": {
+                "servers": [{"url": url} for url in addresses.get(service.name, [])],
+                "healthCheck": {"path": service.health_path, "interval": "2s", "timeout": "1s"},
+            }
+        }
+    return {"http": {"routers": routers, "services": services}}
+
+
+def compose_labels(table: RouteTable, service: ServiceEntry) -> dict[str, str]:
+    """The Traefik labels ``docker-compose.yml`` must give ``service``."""
+    labels = {"traefik.enable": "true"}
+    for route in service.routes:
+        prefix = f"traefik.http.routers.{route.name}"
+        labels |= {
+            f"{prefix}.rule": route.rule,
+            f"{prefix}.priority": str(route.priority),
+            f"{prefix}.entrypoints": table.entrypoint,
+            f"{prefix}.middlewares": ",".join(route.middlewares),
+            f"{prefix}.service": service.name,
+        }
+    lb = f"traefik.http.services.{service.name}.loadbalancer"
+    labels |= {
+        f"{lb}.server.port": str(service.container_port),
+        f"{lb}.healthcheck.path": service.health_path,
+        f"{lb}.healthcheck.interval": "5s",
+        f"{lb}.healthcheck.timeout": "2s",
+    }
+    return labels

@@ -1,0 +1,345 @@
+"""The whole suite as local processes: Postgres, NATS, every service, Traefik on one port.
+
+Used by ``storycore up`` and by the suite-level test fixtures::
+
+    stack = Stack(StackConfig(data_dir=Path(".storycore"), gateway_port=8080)).start()
+    stack.gateway_url            # http://127.0.0.1:8080
+    stack.stop_replica("projects"); stack.start_replica("projects")
+    stack.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import os
+import secrets
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import yaml
+from sqlalchemy.engine import make_url
+
+from auth.keys import generate_private_key_pem
+from storycore_devstack.routes import (
+    GATEWAY_DIR,
+    RouteTable,
+    ServiceEntry,
+    load_route_table,
+    local_routes,
+)
+from storycore_shared.db import asyncpg_dsn, provision_service_role
+from storycore_shared.infra.processes import LogSink, ManagedProcess, free_port, wait_until
+from storycore_shared.infra.servers import EmbeddedNats, EmbeddedPostgres, wheel_binary
+from storycore_shared.migrations import migrate
+
+DATABASE_NAME = "storycore"
+
+
+def env_prefix(service: str) -> str:
+    return service.upper().replace("-", "_") + "_"
+
+
+def role_url(admin_url: str, role: str, password: str) -> str:
+    return (
+        make_url(admin_url)
+        .set(username=role, password=password)
+        .render_as_string(hide_password=False)
+    )
+
+
+@dataclass
+class StackConfig:
+    data_dir: Path
+    gateway_port: int = 8080
+    gateway_host: str = ""  # "" = every interface, as a dev server usually does
+    scale: dict[str, int] = field(default_factory=dict)
+    database_url: str | None = None  # an existing server's admin URL instead of the embedded one
+    nats_url: str | None = None
+    sink: LogSink | None = None
+    durable: bool = True
+    environment: str = "development"
+    extra_env: dict[str, str] = field(default_factory=dict)
+    ready_timeout: float = 60.0
+
+
+@dataclass
+class Replica:
+    service: ServiceEntry
+    index: int
+    port: int
+    process: ManagedProcess | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.service.name}.{self.index}"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+class Stack:
+    def __init__(self, config: StackConfig, table: RouteTable | None = None) -> None:
+        self.config = config
+        self.table = table or load_route_table()
+        self.data_dir = config.data_dir.resolve()
+        self.log_dir = self.data_dir / "logs"
+        self.secrets_dir = self.data_dir / "secrets"
+        self.postgres: EmbeddedPostgres | None = None
+        self.nats: EmbeddedNats | None = None
+        self.admin_url = ""
+        self.nats_url = ""
+        self.replicas: dict[str, list[Replica]] = {}
+        self.traefik: ManagedProcess | None = None
+        self.role_passwords: dict[str, str] = {}
+        self.started_in: float = 0.0
+
+    # -- public ------------------------------------------------------------------------------
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.config.gateway_port}"
+
+    @property
+    def signing_key_file(self) -> Path:
+        return self.secrets_dir / "auth-signing-key.pem"
+
+    def database_url(self, service: str) -> str:
+        return role_url(self.admin_url, service.replace("-", "_"), self.role_passwords[service])
+
+    def start(self) -> Stack:
+        began = time.monotonic()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._secrets()
+        self._start_infrastructure()
+        asyncio.run(self._prepare_database())
+        for service in self.table.services.values():
+            count = self.config.scale.get(service.name, 1)
+            self.replicas[service.name] = [
+                Replica(service, i + 1, free_port()) for i in range(count)
+            ]
+        self._write_gateway_config()
+        self.traefik = self._start_traefik()
+        for replicas in self.replicas.values():
+            for replica in replicas:
+                self._spawn(replica)
+        for replicas in self.replicas.values():
+            for replica in replicas:
+                self._wait_ready(replica)
+        self._wait_gateway()
+        self.started_in = time.monotonic() - began
+        self._write_state()
+        return self
+
+    def stop(self) -> None:
+        for replicas in self.replicas.values():
+            for replica in replicas:
+                if replica.process:
+                    replica.process.stop()
+        if self.traefik:
+            self.traefik.stop()
+        if self.nats:
+            self.nats.stop()
+        if self.postgres:
+            self.postgres.stop()
+        (self.data_dir / "stack.json").unlink(missing_ok=True)
+
+    def stop_replica(self, service: str, index: int = 1, *, kill: bool = False) -> None:
+        replica = self.replicas[service][index - 1]
+        if replica.process:
+            replica.process.kill() if kill else replica.process.stop()
+
+    def start_replica(self, service: str, index: int = 1) -> None:
+        replica = self.replicas[service][index - 1]
+        self._spawn(replica)
+        self._wait_ready(replica)
+
+    def kill_nats(self) -> None:
+        assert self.nats is not None, "NATS is external"
+        self.nats.kill()
+
+    def start_nats(self) -> None:
+        assert self.nats is not None, "NATS is external"
+        self.nats.start()
+
+    # -- pieces ------------------------------------------------------------------------------
+
+    def _secrets(self) -> None:
+        self.secrets_dir.mkdir(parents=True, exist_ok=True)
+        self.secrets_dir.chmod(0o700)
+        if not self.signing_key_file.exists():
+            self.signing_key_file.write_bytes(generate_private_key_pem())
+            self.signing_key_file.chmod(0o600)
+        roles_file = self.secrets_dir / "roles.json"
+        known = json.loads(roles_file.read_text()) if roles_file.exists() else {}
+        for name in self.table.services:
+            known.setdefault(name, secrets.token_urlsafe(24))
+        roles_file.write_text(json.dumps(known, indent=2))
+        roles_file.chmod(0o600)
+        self.role_passwords = known
+
+    def _start_infrastructure(self) -> None:
+        sink = self.config.sink
+        if self.config.database_url:
+            self.admin_url = self.config.database_url
+        else:
+            self.postgres = EmbeddedPostgres(
+                self.data_dir / "postgres",
+                sink=sink,
+                log_file=self.log_dir / "postgres.log",
+                durable=self.config.durable,
+            ).start()
+            self.admin_url = (
+                make_url(self.postgres.admin_url)
+                .set(database=DATABASE_NAME)
+                .render_as_string(hide_password=False)
+            )
+        if self.config.nats_url:
+            self.nats_url = self.config.nats_url
+        else:
+            self.nats = EmbeddedNats(
+                self.data_dir / "nats", sink=sink, log_file=self.log_dir / "nats.log"
+            ).start()
+            self.nats_url = self.nats.url
+
+    async def _prepare_database(self) -> None:
+        if self.postgres is not None:
+            conn = await asyncpg.connect(asyncpg_dsn(self.postgres.admin_url))
+            try:
+                exists = await conn.fetchval(
+                    "select 1 from pg_database where datname = $1", DATABASE_NAME
+                )
+                if not exists:
+                    await conn.execute(f'create database "{DATABASE_NAME}"')
+            finally:
+                await conn.close()
+        for service in self.table.domain_services:
+            role = service.name.replace("-", "_")
+            await provision_service_role(self.admin_url, role, self.role_passwords[service.name])
+        await self.migrate_all()
+
+    async def migrate_all(self) -> None:
+        for service in self.table.domain_services:
+            module = importlib.import_module(service.app.split(":")[0])
+            role = service.name.replace("-", "_")
+            await migrate(self.database_url(service.name), role, module.MIGRATIONS)
+
+    def service_env(self, service: ServiceEntry) -> dict[str, str]:
+        env = {
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "STORYCORE_ENVIRONMENT": self.config.environment,
+            "STORYCORE_NATS_URL": self.nats_url,
+            "STORYCORE_JWKS_URL": f"{self.gateway_url}/api/auth/.well-known/jwks.json",
+            "AUTH_SIGNING_KEY_FILE": str(self.signing_key_file),
+            **self.config.extra_env,
+        }
+        if not service.is_fallback:
+            env[f"{env_prefix(service.name)}DATABASE_URL"] = self.database_url(service.name)
+        return env
+
+    def _spawn(self, replica: Replica) -> None:
+        argv = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            replica.service.app,
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(replica.port),
+            "--no-access-log",
+            "--no-server-header",
+            "--timeout-graceful-shutdown",
+            "5",
+        ]
+        replica.process = ManagedProcess(
+            replica.name,
+            argv,
+            env=self.service_env(replica.service),
+            log_file=self.log_dir / f"{replica.name}.log",
+            sink=self.config.sink,
+        ).start()
+
+    def _wait_ready(self, replica: Replica) -> None:
+        url = replica.url + replica.service.health_path
+
+        def ready() -> bool:
+            if replica.process is None or not replica.process.running():
+                raise RuntimeError(
+                    f"{replica.name} exited during start-up; see {self.log_dir / replica.name}.log"
+                )
+            try:
+                return httpx.get(url, timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(ready, timeout=self.config.ready_timeout, what=replica.name, interval=0.1)
+
+    def _write_gateway_config(self) -> None:
+        gateway_dir = self.data_dir / "gateway"
+        dynamic_dir = gateway_dir / "dynamic"
+        dynamic_dir.mkdir(parents=True, exist_ok=True)
+        (dynamic_dir / "dynamic.yml").write_text((GATEWAY_DIR / "dynamic.yml").read_text())
+        addresses = {name: [r.url for r in reps] for name, reps in self.replicas.items()}
+        (dynamic_dir / "routes.yml").write_text(
+            yaml.safe_dump(local_routes(self.table, addresses), sort_keys=False)
+        )
+        static: dict[str, Any] = {
+            "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
+            "entryPoints": {
+                self.table.entrypoint: {
+                    "address": f"{self.config.gateway_host}:{self.config.gateway_port}"
+                }
+            },
+            "providers": {"file": {"directory": str(dynamic_dir), "watch": True}},
+            "ping": {"entryPoint": self.table.entrypoint},
+            "log": {"level": "ERROR"},
+        }
+        (gateway_dir / "traefik.yml").write_text(yaml.safe_dump(static, sort_keys=False))
+
+    def _start_traefik(self) -> ManagedProcess:
+        config = self.data_dir / "gateway" / "traefik.yml"
+        return ManagedProcess(
+            "traefik",
+            [str(wheel_binary("traefik")), f"--configFile={config}"],
+            env={**os.environ, **self.config.extra_env},
+            cwd=self.data_dir / "gateway",
+            log_file=self.log_dir / "traefik.log",
+            sink=self.config.sink,
+        ).start()
+
+    def _wait_gateway(self) -> None:
+        url = f"{self.gateway_url}/api/auth/.well-known/jwks.json"
+
+        def ready() -> bool:
+            if self.traefik is None or not self.traefik.running():
+                raise RuntimeError(f"traefik exited; see {self.log_dir / 'traefik.log'}")
+            try:
+                return httpx.get(url, timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(ready, timeout=self.config.ready_timeout, what="gateway", interval=0.05)
+
+    def _write_state(self) -> None:
+        state = {
+            "pid": os.getpid(),
+            "gateway": self.gateway_url,
+            "nats_url": self.nats_url,
+            "services": {
+                n: [r.url + r.service.health_path for r in reps]
+                for n, reps in self.replicas.items()
+            },
+            "started_in_seconds": round(self.started_in, 2),
+        }
+        path = self.data_dir / "stack.json"
+        path.write_text(json.dumps(state, indent=2))

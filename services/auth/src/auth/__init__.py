@@ -1,0 +1,1 @@
+"""StoryCore auth service."""

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from auth.config import Settings
+from auth.keys import KeyRing
+from auth.models import SCHEMA, event_tables
+from auth.routes import router
+from auth.service import TokenSettings
+from storycore_shared.app import Runtime, ServiceSpec, create_service_app
+from storycore_shared.auth import KeySet, TokenVerifier
+from storycore_shared.events.contracts import auth as auth_events
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()  # type: ignore[call-arg]  # read from the environment
+    keyring = KeyRing.from_pem(
+        settings.signing_key_pem(), [p.read_bytes() for p in settings.PREVIOUS_KEY_FILES]
+    )
+
+    def verifier(_: object) -> TokenVerifier:
+        return TokenVerifier(
+            issuer=settings.JWT_ISSUER, audience=settings.JWT_AUDIENCE, keys=KeySet(keyring.jwks())
+        )
+
+    async def on_startup(app: FastAPI, _: Runtime) -> None:
+        app.state.token_settings = TokenSettings.from_settings(settings, keyring)
+
+    return create_service_app(
+        ServiceSpec(
+            name="auth",
+            schema=SCHEMA,
+            settings=settings,
+            routers=[router],
+            migrations=MIGRATIONS,
+            tables=event_tables,
+            publishes=[auth_events.STREAM],
+            verifier=verifier,
+            on_startup=on_startup,
+            title="StoryCore auth",
+            description="Accounts, access tokens, refresh rotation and the JWKS.",
+        )
+    )

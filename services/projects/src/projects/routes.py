@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response, status
+
+from projects import service
+from projects.schemas import (
+    ProjectCreate,
+    ProjectPublic,
+    ProjectsPublic,
+    ProjectStatus,
+    ProjectSummary,
+    ProjectUpdate,
+)
+from storycore_shared.auth import PrincipalDep
+from storycore_shared.db import SessionDep
+from storycore_shared.errors import Unprocessable
+
+router = APIRouter(prefix="/api/projects", tags=["projects"])
+
+_ETAG = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
+IfMatch = Annotated[str | None, Header(alias="If-Match")]
+
+
+def expected_version(body_version: int | None, if_match: str | None) -> int | None:
+    """The version the caller read: from the body, else from ``If-Match``."""
+    if if_match is None or if_match.strip() == "*":
+        return body_version
+    match = _ETAG.match(if_match)
+    if match is None:
+        raise Unprocessable('If-Match must be a project version such as "3".')
+    header_version = int(match.group(1))
+    if body_version is not None and body_version != header_version:
+        raise Unprocessable("The body's version and If-Match disagree.")
+    return header_version
+
+
+def _with_etag(response: Response, project: ProjectPublic) -> ProjectPublic:
+    response.headers["ETag"] = f'"{project.version}"'
+    return project
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_project(
+    data: ProjectCreate, session: SessionDep, principal: PrincipalDep, response: Response
+) -> ProjectPublic:
+    """Create a project owned by the caller."""
+    project = await service.create_project(session, principal=principal, data=data)
+    response.headers["Location"] = f"/api/projects/{project.id}"
+    return _with_etag(response, ProjectPublic.of(project))
+
+
+@router.get("")
+async def list_projects(
+    session: SessionDep,
+    principal: PrincipalDep,
+    status: ProjectStatus | None = None,
+    page: Annotated[int, Query(ge=1)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> ProjectsPublic:
+    """The caller's projects, most recently updated first."""
+    items, total = await service.list_projects(
+        session, principal=principal, status=status, page=page, page_size=page_size
+    )
+    return ProjectsPublic(
+        projects=[ProjectSummary.model_validate(p) for p in items],
+        total=total,
+        page=page,
+        page_size=page_size,
+    )
+
+
+@router.get("/{project_id}")
+async def get_project(
+    project_id: uuid.UUID, session: SessionDep, principal: PrincipalDep, response: Response
+) -> ProjectPublic:
+    """One project: the caller's own, or anyone's public one."""
+    project = await service.get_readable(session, principal=principal, project_id=project_id)
+    return _with_etag(response, ProjectPublic.of(project))
+
+
+@router.put("/{project_id}")
+async def update_project(
+    project_id: uuid.UUID,
+    data: ProjectUpdate,
+    session: SessionDep,
+    principal: PrincipalDep,
+    response: Response,
+    if_match: IfMatch = None,
+) -> ProjectPublic:
+    """Change some fields; a stale `version` (or If-Match) answers 409."""
+    project = await service.update_project(
+        session,
+        principal=principal,
+        project_id=project_id,
+        data=data,
+        expected_version=expected_version(data.version, if_match),
+    )
+    return _with_etag(response, ProjectPublic.of(project))
+
+
+@router.delete("/{project_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_project(
+    project_id: uuid.UUID, session: SessionDep, principal: PrincipalDep, if_match: IfMatch = None
+) -> Response:
+    """Delete a project; the other services then delete what belongs to it."""
+    await service.delete_project(
+        session,
+        principal=principal,
+        project_id=project_id,
+        expected_version=expected_version(None, if_match),
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{project_id}/summary")
+async def get_project_summary(
+    project_id: uuid.UUID, session: SessionDep, principal: PrincipalDep
+) -> ProjectSummary:
+    """Name, status and counters of one project."""
+    project = await service.get_readable(session, principal=principal, project_id=project_id)
+    return ProjectSummary.model_validate(project)

@@ -1,0 +1,137 @@
+"""Business rules of the projects service. Functions flush, never commit."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from projects import repository
+from projects.errors import ProjectNotFound, ProjectReadOnly
+from projects.models import Project, event_tables, utcnow
+from projects.schemas import ProjectCreate, ProjectUpdate
+from storycore_shared.auth import Principal
+from storycore_shared.errors import VersionConflict
+from storycore_shared.events.contracts.projects import (
+    ProjectCreated,
+    ProjectDeleted,
+    ProjectUpdated,
+)
+from storycore_shared.events.outbox import add_event
+
+SOURCE = "projects"
+
+
+def _state(project: Project) -> dict[str, object]:
+    return {
+        "id": project.id,
+        "project_id": project.id,
+        "owner_id": project.owner_id,
+        "name": project.name,
+        "is_public": project.is_public,
+        "status": project.status,
+        "version": project.version,
+    }
+
+
+async def create_project(
+    session: AsyncSession, *, principal: Principal, data: ProjectCreate
+) -> Project:
+    fields = data.model_dump(exclude={"metadata"})
+    project = Project(**fields, meta=data.metadata, owner_id=principal.user_id)
+    session.add(project)
+    await session.flush()
+    await add_event(
+        session,
+        event_tables,
+        ProjectCreated.model_validate(_state(project)),
+        source=SOURCE,
+        actor=principal.user_id,
+    )
+    return project
+
+
+async def get_readable(
+    session: AsyncSession, *, principal: Principal, project_id: uuid.UUID
+) -> Project:
+    project = await repository.get(session, project_id)
+    if project is None or (project.owner_id != principal.user_id and not project.is_public):
+        raise ProjectNotFound(f"No project {project_id}.")
+    return project
+
+
+async def _get_writable(
+    session: AsyncSession, *, principal: Principal, project_id: uuid.UUID
+) -> Project:
+    project = await repository.get(session, project_id, lock=True)
+    if project is None or (project.owner_id != principal.user_id and not project.is_public):
+        raise ProjectNotFound(f"No project {project_id}.")
+    if project.owner_id != principal.user_id:
+        raise ProjectReadOnly("Only the owner can change this project.")
+    return project
+
+
+def _check_version(project: Project, expected: int | None) -> None:
+    if expected is not None and expected != project.version:
+        raise VersionConflict(
+            f"The project is at version {project.version}, not {expected}; reload and retry.",
+            extra={"current_version": project.version},
+        )
+
+
+async def update_project(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    project_id: uuid.UUID,
+    data: ProjectUpdate,
+    expected_version: int | None,
+) -> Project:
+    project = await _get_writable(session, principal=principal, project_id=project_id)
+    _check_version(project, expected_version)
+    for field, value in data.changes().items():
+        setattr(project, "meta" if field == "metadata" else field, value)
+    project.version += 1
+    project.updated_at = utcnow()
+    session.add(project)
+    await session.flush()
+    await add_event(
+        session,
+        event_tables,
+        ProjectUpdated.model_validate(_state(project)),
+        source=SOURCE,
+        actor=principal.user_id,
+    )
+    return project
+
+
+async def delete_project(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    project_id: uuid.UUID,
+    expected_version: int | None,
+) -> None:
+    project = await _get_writable(session, principal=principal, project_id=project_id)
+    _check_version(project, expected_version)
+    await repository.delete(session, project)
+    await add_event(
+        session,
+        event_tables,
+        ProjectDeleted(id=project.id, project_id=project.id, owner_id=project.owner_id),
+        source=SOURCE,
+        actor=principal.user_id,
+    )
+
+
+async def list_projects(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    status: str | None,
+    page: int,
+    page_size: int,
+) -> tuple[list[Project], int]:
+    return await repository.list_owned(
+        session, principal.user_id, status=status, offset=(page - 1) * page_size, limit=page_size
+    )

@@ -1,0 +1,1 @@
+"""StoryCore's domain-free service kit. It never imports a service and never declares a table."""

@@ -1,0 +1,131 @@
+"""The application skeleton every service shares.
+
+A service describes itself with a :class:`ServiceSpec`; :func:`create_service_app` builds the
+FastAPI app whose lifespan migrates (under the advisory lock), opens the engine, NATS, the
+outbox relay and the consumers, and closes them in reverse order. Nothing connects at import::
+
+    def create_app(settings: Settings | None = None) -> FastAPI:
+        settings = settings or Settings()
+        return create_service_app(ServiceSpec(name="projects", settings=settings, ...))
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from storycore_shared import health
+from storycore_shared.auth import TokenVerifier
+from storycore_shared.config import ServiceSettings
+from storycore_shared.db import create_engine, create_sessionmaker
+from storycore_shared.errors import install_error_handlers
+from storycore_shared.events.broker import Broker
+from storycore_shared.events.consumer import EventConsumer
+from storycore_shared.events.contracts import StreamSpec
+from storycore_shared.events.relay import OutboxRelay
+from storycore_shared.events.tables import EventTables
+from storycore_shared.logs import configure_logging
+from storycore_shared.middleware import RequestContextMiddleware
+from storycore_shared.migrations import migrate
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """What a running service holds open; ``app.state.runtime``."""
+
+    settings: ServiceSettings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    broker: Broker
+    relay: OutboxRelay
+    tables: EventTables
+    consumers: list[EventConsumer] = field(default_factory=list)
+
+
+@dataclass
+class ServiceSpec:
+    name: str
+    schema: str
+    settings: ServiceSettings
+    routers: list[APIRouter]
+    migrations: Path
+    tables: EventTables
+    publishes: list[StreamSpec]
+    consumers: Callable[[Runtime], list[EventConsumer]] = lambda _: []
+    verifier: Callable[[ServiceSettings], TokenVerifier] | None = None
+    on_startup: Callable[[FastAPI, Runtime], Awaitable[None]] | None = None
+    title: str = ""
+    description: str = ""
+
+
+def default_verifier(settings: ServiceSettings) -> TokenVerifier:
+    return TokenVerifier(
+        issuer=settings.JWT_ISSUER,
+        audience=settings.JWT_AUDIENCE,
+        jwks_url=settings.JWKS_URL,
+        oidc_issuer_url=settings.OIDC_ISSUER_URL,
+    )
+
+
+def create_service_app(spec: ServiceSpec) -> FastAPI:
+    settings = spec.settings
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(spec.name, level=settings.LOG_LEVEL, json_output=settings.LOG_JSON)
+        logger.info("service.starting", extra=settings.public_summary())
+        await migrate(settings.DATABASE_URL, spec.schema, spec.migrations)
+        engine = create_engine(settings, spec.schema)
+        broker = Broker(settings.NATS_URL, name=spec.name)
+        relay = OutboxRelay(
+            database_url=settings.DATABASE_URL,
+            tables=spec.tables,
+            broker=broker,
+            streams=spec.publishes,
+            retention_days=settings.OUTBOX_RETENTION_DAYS,
+        )
+        runtime = Runtime(settings, engine, create_sessionmaker(engine), broker, relay, spec.tables)
+        runtime.consumers = spec.consumers(runtime)
+        app.state.runtime = runtime
+        app.state.sessionmaker = runtime.sessionmaker
+        app.state.verifier = (spec.verifier or default_verifier)(settings)
+        await broker.start()
+        await relay.start()
+        for consumer in runtime.consumers:
+            await consumer.start()
+        if spec.on_startup is not None:
+            await spec.on_startup(app, runtime)
+        logger.info("service.ready")
+        try:
+            yield
+        finally:
+            for consumer in reversed(runtime.consumers):
+                await consumer.stop()
+            await relay.stop()
+            await broker.close()
+            await engine.dispose()
+            logger.info("service.stopped")
+
+    production = settings.ENVIRONMENT == "production"
+    app = FastAPI(
+        title=spec.title or f"StoryCore {spec.name}",
+        description=spec.description,
+        lifespan=lifespan,
+        docs_url=None if production else f"/api/{spec.name}/docs",
+        redoc_url=None,
+        openapi_url=None if production else f"/api/{spec.name}/openapi.json",
+    )
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, service=spec.name)
+    app.include_router(health.router)
+    for router in spec.routers:
+        app.include_router(router)
+    return app

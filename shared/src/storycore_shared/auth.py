@@ -1,0 +1,190 @@
+"""Access-token verification with PyJWT, for every service.
+
+Only asymmetric algorithms are accepted (a hard-coded allowlist), keys come from a JWKS (the
+auth service's, or an external OIDC issuer's), and ``exp, iat, sub, iss, aud`` are all required.
+A verified token becomes a typed :class:`Principal`::
+
+    @router.get("/api/projects/{id}")
+    async def get_project(id: UUID, principal: PrincipalDep) -> ProjectPublic: ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import httpx
+import jwt
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from storycore_shared.errors import ServiceUnavailable, Unauthorized
+
+logger = logging.getLogger(__name__)
+
+ALLOWED_ALGORITHMS = frozenset({"EdDSA", "ES256"})
+REQUIRED_CLAIMS = ["exp", "iat", "sub", "iss", "aud"]
+# An unknown kid triggers a JWKS refresh at most this often, so garbage tokens cannot make us
+# hammer the issuer.
+MIN_REFRESH_INTERVAL = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller. ``user_id`` is the token's ``sub``."""
+
+    user_id: uuid.UUID
+    token_id: str | None = None
+
+
+class InvalidToken(Unauthorized):
+    code = "invalid_token"
+    title = "Invalid token"
+
+
+class KeysUnavailable(ServiceUnavailable):
+    code = "auth_keys_unavailable"
+    title = "Token signing keys unavailable"
+
+
+class KeySet:
+    """Public keys by ``kid``, filled from a JWKS document or given directly."""
+
+    def __init__(self, jwks: dict[str, Any] | None = None) -> None:
+        self.keys: dict[str, jwt.PyJWK] = {}
+        if jwks:
+            self.load(jwks)
+
+    def load(self, jwks: dict[str, Any]) -> None:
+        keys: dict[str, jwt.PyJWK] = {}
+        for entry in jwks.get("keys", []):
+            if entry.get("use", "sig") != "sig" or "kid" not in entry:
+                continue
+            try:
+                key = jwt.PyJWK(entry)
+            except jwt.PyJWKError:
+                logger.warning("auth.jwks.unusable_key", extra={"kid": entry.get("kid")})
+                continue
+            if key.algorithm_name in ALLOWED_ALGORITHMS:
+                keys[entry["kid"]] = key
+        self.keys = keys
+
+
+class TokenVerifier:
+    """Verifies access tokens against a key set that can refresh itself from a JWKS URL."""
+
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        audience: str,
+        jwks_url: str | None = None,
+        oidc_issuer_url: str | None = None,
+        keys: KeySet | None = None,
+        http_timeout: float = 3.0,
+    ) -> None:
+        if not (jwks_url or oidc_issuer_url or keys):
+            raise ValueError("a TokenVerifier needs a JWKS URL, an OIDC issuer or a key set")
+        self.issuer = issuer
+        self.audience = audience
+        self.jwks_url = jwks_url
+        self.oidc_issuer_url = oidc_issuer_url
+        self.keys = keys or KeySet()
+        self._static = keys is not None and not (jwks_url or oidc_issuer_url)
+        self._http_timeout = http_timeout
+        self._last_refresh = 0.0
+        self._lock = asyncio.Lock()
+
+    async def _discover_jwks_url(self, client: httpx.AsyncClient) -> str:
+        if self.jwks_url:
+            return self.jwks_url
+        assert self.oidc_issuer_url
+        url = self.oidc_issuer_url.rstrip("/") + "/.well-known/openid-configuration"
+        answer = await client.get(url)
+        answer.raise_for_status()
+        self.jwks_url = str(answer.json()["jwks_uri"])
+        return self.jwks_url
+
+    async def refresh(self, *, force: bool = False) -> None:
+        if self._static:
+            return
+        async with self._lock:
+            if not force and time.monotonic() - self._last_refresh < MIN_REFRESH_INTERVAL:
+                return
+            try:
+                async with httpx.AsyncClient(timeout=self._http_timeout) as client:
+                    url = await self._discover_jwks_url(client)
+                    answer = await client.get(url)
+                    answer.raise_for_status()
+                    document = answer.json()
+            except (httpx.HTTPError, json.JSONDecodeError, KeyError) as exc:
+                logger.warning("auth.jwks.fetch_failed", extra={"error": repr(exc)})
+                if not self.keys.keys:
+                    raise KeysUnavailable("The token issuer's keys could not be fetched.") from exc
+                return
+            self.keys.load(document)
+            self._last_refresh = time.monotonic()
+
+    async def _key_for(self, kid: str) -> jwt.PyJWK:
+        key = self.keys.keys.get(kid)
+        if key is None:
+            await self.refresh()
+            key = self.keys.keys.get(kid)
+        if key is None:
+            raise InvalidToken("The token was signed by an unknown key.")
+        return key
+
+    async def verify(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise InvalidToken("The token is malformed.") from exc
+        alg = header.get("alg")
+        kid = header.get("kid")
+        if alg not in ALLOWED_ALGORITHMS:
+            raise InvalidToken("The token's algorithm is not accepted.")
+        if not isinstance(kid, str):
+            raise InvalidToken("The token names no key.")
+        key = await self._key_for(kid)
+        if key.algorithm_name != alg:
+            raise InvalidToken("The token's algorithm does not match its key.")
+        try:
+            claims = jwt.decode(
+                token,
+                key=key.key,
+                algorithms=[alg],
+                audience=self.audience,
+                issuer=self.issuer,
+                options={"require": REQUIRED_CLAIMS},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise InvalidToken("The token has expired.") from exc
+        except jwt.PyJWTError as exc:
+            raise InvalidToken(f"The token was rejected: {exc}.") from exc
+        try:
+            user_id = uuid.UUID(str(claims["sub"]))
+        except ValueError as exc:
+            raise InvalidToken("The token's subject is not a user id.") from exc
+        jti = claims.get("jti")
+        return Principal(user_id=user_id, token_id=str(jti) if jti else None)
+
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+async def get_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("Send `Authorization: Bearer <access token>`.")
+    verifier: TokenVerifier = request.app.state.verifier
+    return await verifier.verify(credentials.credentials)
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]

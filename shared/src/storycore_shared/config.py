@@ -1,0 +1,91 @@
+"""Settings base shared by every service.
+
+Each service subclasses :class:`ServiceSettings` and sets ``ENV_PREFIX`` (``PROJECTS_``). A field
+is read from ``<ENV_PREFIX><FIELD>`` first, then from ``STORYCORE_<FIELD>``, so one variable can
+serve every service while a service-specific one overrides it::
+
+    class Settings(ServiceSettings):
+        ENV_PREFIX: ClassVar[str] = "PROJECTS_"
+        SERVICE_NAME: ClassVar[str] = "projects"
+
+No secret has a default: a missing ``DATABASE_URL`` or key is a start-up error, in every mode.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import model_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+Environment = Literal["development", "test", "production"]
+
+
+class ServiceSettings(BaseSettings):
+    """Configuration common to every StoryCore service."""
+
+    ENV_PREFIX: ClassVar[str] = ""
+    SERVICE_NAME: ClassVar[str] = ""
+    # Services that verify tokens issued elsewhere need a JWKS source; auth signs its own.
+    NEEDS_JWKS: ClassVar[bool] = True
+
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=True)
+
+    ENVIRONMENT: Environment = "production"
+    DATABASE_URL: str
+    DATABASE_POOL_SIZE: int = 10
+    DATABASE_MAX_OVERFLOW: int = 10
+    # Bounds every wait on Postgres (connect, pool checkout, statement), so an outage is a
+    # fast 503, never a hung request.
+    DATABASE_TIMEOUT_SECONDS: float = 5.0
+    NATS_URL: str
+    JWT_ISSUER: str = "storycore-auth"
+    JWT_AUDIENCE: str = "storycore"
+    JWKS_URL: str | None = None
+    OIDC_ISSUER_URL: str | None = None
+    LOG_LEVEL: str = "INFO"
+    LOG_JSON: bool = True
+    OUTBOX_RETENTION_DAYS: int = 7
+
+    @model_validator(mode="after")
+    def _check_identity_source(self) -> ServiceSettings:
+        if self.NEEDS_JWKS and not (self.JWKS_URL or self.OIDC_ISSUER_URL):
+            raise ValueError(
+                f"set {self.ENV_PREFIX}JWKS_URL or STORYCORE_JWKS_URL (or OIDC_ISSUER_URL): "
+                "tokens cannot be verified without the issuer's public keys"
+            )
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,  # noqa: ARG003 - replaced by two below
+        dotenv_settings: PydanticBaseSettingsSource,  # noqa: ARG003 - no .env files
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        own = EnvSettingsSource(settings_cls, env_prefix=cls.ENV_PREFIX, case_sensitive=True)
+        common = EnvSettingsSource(settings_cls, env_prefix="STORYCORE_", case_sensitive=True)
+        return (init_settings, own, common, file_secret_settings)
+
+    def public_summary(self) -> dict[str, Any]:
+        """Settings safe to log: URLs without credentials, no keys."""
+        return {
+            "service": self.SERVICE_NAME,
+            "environment": self.ENVIRONMENT,
+            "database": _strip_credentials(self.DATABASE_URL),
+            "nats": _strip_credentials(self.NATS_URL),
+        }
+
+
+def _strip_credentials(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    return f"{scheme}://{rest.rpartition('@')[2]}"

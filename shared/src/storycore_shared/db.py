@@ -1,0 +1,154 @@
+"""Async database access: engine, one session per request, per-service schema and roles.
+
+Each service owns one schema and connects as a role of the same name that owns that schema and
+has no rights on any other. Its SQLModel tables hang off its own metadata::
+
+    Base = schema_base("projects")
+
+    class Project(Base, table=True): ...
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+import asyncpg
+from fastapi import Depends, Request
+from sqlalchemy import MetaData
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import registry
+from sqlmodel import SQLModel
+
+from storycore_shared.config import ServiceSettings
+from storycore_shared.errors import ServiceError
+
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def check_identifier(name: str) -> str:
+    """Schema and role names are interpolated into DDL, so they must be plain identifiers."""
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"not a safe SQL identifier: {name!r}")
+    return name
+
+
+def schema_base(schema: str) -> type[SQLModel]:
+    """A SQLModel base whose tables live in ``schema``, on metadata of their own."""
+    metadata = MetaData(schema=check_identifier(schema), naming_convention=NAMING_CONVENTION)
+
+    class Base(SQLModel, registry=registry(metadata=metadata)):
+        pass
+
+    return Base
+
+
+def sqlalchemy_url(url: str) -> str:
+    """Accept ``postgresql://`` or ``postgres://`` and pin the asyncpg driver."""
+    parsed = make_url(url)
+    return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+def asyncpg_dsn(url: str) -> str:
+    """The same URL for asyncpg itself (no ``+driver`` part)."""
+    parsed = make_url(url)
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def create_engine(settings: ServiceSettings, schema: str) -> AsyncEngine:
+    timeout = settings.DATABASE_TIMEOUT_SECONDS
+    return create_async_engine(
+        sqlalchemy_url(settings.DATABASE_URL),
+        pool_size=settings.DATABASE_POOL_SIZE,
+        max_overflow=settings.DATABASE_MAX_OVERFLOW,
+        pool_timeout=timeout,
+        pool_pre_ping=True,
+        connect_args={
+            "timeout": timeout,
+            "command_timeout": timeout * 6,
+            "server_settings": {
+                "search_path": check_identifier(schema),
+                "application_name": settings.SERVICE_NAME,
+                "timezone": "UTC",
+            },
+        },
+    )
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def transaction(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[AsyncSession]:
+    """A session that commits when the block succeeds and rolls back when it raises."""
+    async with sessionmaker() as session:
+        try:
+            yield session
+        except ServiceError as exc:
+            if exc.commit_session:
+                await session.commit()
+            else:
+                await session.rollback()
+            raise
+        except BaseException:
+            await session.rollback()
+            raise
+        else:
+            await session.commit()
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with transaction(request.app.state.sessionmaker) as session:
+        yield session
+
+
+# scope="function": commit happens when the route returns, before the answer is sent, so a
+# client that got 201 can read its write at once.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+async def provision_service_role(admin_dsn: str, role: str, password: str) -> None:
+    """Create (or re-key) the login role ``role`` owning schema ``role``, with no other rights.
+
+    Used by the dev stack and the test fixtures; compose does the same in its init script.
+    """
+    check_identifier(role)
+    conn = await asyncpg.connect(asyncpg_dsn(admin_dsn))
+    try:
+        database = await conn.fetchval("select current_database()")
+        exists = await conn.fetchval("select 1 from pg_roles where rolname = $1", role)
+        verb = "alter" if exists else "create"
+        # Passwords cannot be bound parameters in DDL; quote them with Postgres's own literal.
+        literal = await conn.fetchval("select quote_literal($1)", password)
+        await conn.execute(f'{verb} role "{role}" with login password {literal}')
+        await conn.execute(f'create schema if not exists "{role}" authorization "{role}"')
+        await conn.execute(f'alter schema "{role}" owner to "{role}"')
+        await conn.execute(f'revoke all on schema "{role}" from public')
+        await conn.execute(f'grant connect on database "{database}" to "{role}"')
+        await conn.execute("revoke create on schema public from public")
+    finally:
+        await conn.close()
+
+
+async def ping(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        await conn.exec_driver_sql("select 1")

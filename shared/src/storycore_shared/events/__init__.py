@@ -1,0 +1,1 @@
+"""Events: CloudEvents envelope, contracts per producer, outbox, relay and consumers."""

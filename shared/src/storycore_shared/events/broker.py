@@ -1,0 +1,112 @@
+"""The NATS connection: connect in the background, reconnect forever, drain on close.
+
+nats.py gives up when the *first* connect fails, so a service that starts while NATS is down
+would not start at all. :class:`Broker` keeps trying instead, and everything that needs NATS
+awaits :meth:`Broker.connected`::
+
+    broker = Broker(settings.NATS_URL, name="projects")
+    await broker.start()
+    nc = await broker.connected()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.js.api import StorageType, StreamConfig
+from nats.js.client import JetStreamContext
+from nats.js.errors import BadRequestError
+
+from storycore_shared.events.contracts import StreamSpec
+
+logger = logging.getLogger(__name__)
+
+
+class Broker:
+    def __init__(self, url: str, *, name: str, ping_interval: int = 5) -> None:
+        self.url = url
+        self.name = name
+        self.ping_interval = ping_interval
+        self.nc: NATS | None = None
+        self._ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._connect_forever(), name=f"{self.name}-nats")
+
+    async def _connect_forever(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                self.nc = await nats.connect(
+                    self.url,
+                    name=self.name,
+                    allow_reconnect=True,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.5,
+                    connect_timeout=2,
+                    ping_interval=self.ping_interval,
+                    max_outstanding_pings=2,
+                    error_cb=self._on_error,
+                    disconnected_cb=self._on_disconnected,
+                    reconnected_cb=self._on_reconnected,
+                )
+            except Exception as exc:
+                logger.warning("nats.connect_failed", extra={"error": repr(exc), "retry_in": delay})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            logger.info("nats.connected")
+            self._ready.set()
+            return
+
+    async def _on_error(self, exc: Exception) -> None:
+        logger.debug("nats.error", extra={"error": repr(exc)})
+
+    async def _on_disconnected(self) -> None:
+        logger.warning("nats.disconnected")
+
+    async def _on_reconnected(self) -> None:
+        logger.info("nats.reconnected")
+
+    async def connected(self) -> NATS:
+        await self._ready.wait()
+        assert self.nc is not None
+        return self.nc
+
+    async def jetstream(self) -> JetStreamContext:
+        return (await self.connected()).jetstream()
+
+    @property
+    def is_connected(self) -> bool:
+        return self.nc is not None and self.nc.is_connected
+
+    async def close(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self.nc is not None and not self.nc.is_closed:
+            try:
+                await asyncio.wait_for(self.nc.drain(), timeout=5)
+            except Exception:
+                await self.nc.close()
+
+
+async def ensure_stream(js: JetStreamContext, spec: StreamSpec) -> None:
+    """Create the stream, or bring an existing one to this configuration."""
+    config = StreamConfig(
+        name=spec.name,
+        subjects=spec.subjects,
+        storage=StorageType.FILE,
+        duplicate_window=spec.duplicate_window,
+        max_age=spec.max_age_days * 86400,
+    )
+    try:
+        await js.add_stream(config)
+    except BadRequestError:
+        await js.update_stream(config)

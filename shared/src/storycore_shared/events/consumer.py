@@ -1,0 +1,260 @@
+"""Durable JetStream pull consumers with an idempotent inbox and a dead-letter table.
+
+Each message is handled in one database transaction together with an insert into
+``processed_event``; a redelivered event (even one re-published long after JetStream's duplicate
+window) finds its row and is skipped. The ack follows the commit. A message that keeps failing
+is kept in ``dead_letter`` with its error after ``max_deliver`` attempts and terminated. A
+watchdog re-creates the pull subscription when the fetch loop stalls (nats.py issue 504)::
+
+    consumer = EventConsumer(
+        name="shots-projects", stream=contracts.projects.STREAM,
+        handlers={ProjectDeleted: on_project_deleted},
+        sessionmaker=sessionmaker, tables=event_tables, broker=broker,
+    )
+    await consumer.start()
+
+A handler is ``async def on_project_deleted(session, data: ProjectDeleted) -> None``; it
+flushes, never commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import nats.errors
+from nats.aio.msg import Msg
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import BadRequestError
+from prometheus_client import Counter
+from pydantic import ValidationError
+from sqlalchemy import insert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storycore_shared.db import transaction
+from storycore_shared.errors import is_connection_failure
+from storycore_shared.events.broker import Broker, ensure_stream
+from storycore_shared.events.contracts import EventData, StreamSpec
+from storycore_shared.events.envelope import CloudEvent
+from storycore_shared.events.tables import EventTables
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[AsyncSession, Any], Awaitable[None]]
+
+HANDLED = Counter("storycore_events_handled_total", "Events applied", ["consumer"])
+DUPLICATES = Counter("storycore_events_duplicate_total", "Redelivered events skipped", ["consumer"])
+DEAD = Counter("storycore_events_dead_lettered_total", "Events dead-lettered", ["consumer"])
+
+
+class _PoisonMessage(Exception):
+    pass
+
+
+class EventConsumer:
+    def __init__(
+        self,
+        *,
+        name: str,
+        stream: StreamSpec,
+        handlers: Mapping[type[EventData], Handler],
+        sessionmaker: async_sessionmaker[AsyncSession],
+        tables: EventTables,
+        broker: Broker,
+        max_deliver: int = 5,
+        ack_wait: float = 30.0,
+        batch_size: int = 50,
+        fetch_timeout: float = 2.0,
+        stall_after: float = 30.0,
+    ) -> None:
+        self.name = name
+        self.stream = stream
+        self.handlers = {model.event_type: (model, fn) for model, fn in handlers.items()}
+        self.sessionmaker = sessionmaker
+        self.tables = tables
+        self.broker = broker
+        self.max_deliver = max_deliver
+        self.ack_wait = ack_wait
+        self.batch_size = batch_size
+        self.fetch_timeout = fetch_timeout
+        self.stall_after = stall_after
+        self.subscribed = False
+        self.restarts = 0
+        self.last_error: str | None = None
+        self._last_progress = time.monotonic()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._spawn_loop()
+        self._watchdog = asyncio.create_task(self._watch(), name=f"{self.name}-watchdog")
+
+    async def stop(self) -> None:
+        for task in (self._watchdog, self._loop_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "subscribed": self.subscribed,
+            "seconds_since_progress": round(time.monotonic() - self._last_progress, 1),
+            "restarts": self.restarts,
+            "last_error": self.last_error,
+        }
+
+    @property
+    def healthy(self) -> bool:
+        return self.subscribed and time.monotonic() - self._last_progress < self.stall_after
+
+    def _spawn_loop(self) -> None:
+        self._last_progress = time.monotonic()
+        self._loop_task = asyncio.create_task(self._run(), name=f"{self.name}-loop")
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(min(5.0, self.stall_after / 3))
+            stalled = time.monotonic() - self._last_progress > self.stall_after
+            if stalled and self._loop_task is not None:
+                logger.warning("events.consumer.stalled", extra={"consumer": self.name})
+                self._loop_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._loop_task
+                self.restarts += 1
+                self.subscribed = False
+                self._spawn_loop()
+
+    # -- the fetch loop --------------------------------------------------------------------
+
+    def _config(self) -> ConsumerConfig:
+        return ConsumerConfig(
+            durable_name=self.name,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            # Redelivery is bounded by our own dead-letter rule, which spares infrastructure
+            # outages; the server must not give up first.
+            max_deliver=-1,
+            ack_wait=self.ack_wait,
+            filter_subjects=sorted(self.handlers),
+            max_ack_pending=1000,
+        )
+
+    async def _run(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                js = await self.broker.jetstream()
+                await ensure_stream(js, self.stream)
+                try:
+                    await js.add_consumer(self.stream.name, self._config())
+                except BadRequestError:
+                    await js.delete_consumer(self.stream.name, self.name)
+                    await js.add_consumer(self.stream.name, self._config())
+                sub = await js.pull_subscribe_bind(durable=self.name, stream=self.stream.name)
+                self.subscribed = True
+                self.last_error = None
+                delay = 0.2
+                while True:
+                    self._last_progress = time.monotonic()
+                    try:
+                        messages = await sub.fetch(self.batch_size, timeout=self.fetch_timeout)
+                    except nats.errors.TimeoutError:
+                        continue
+                    for msg in messages:
+                        await self._handle(msg)
+                        self._last_progress = time.monotonic()
+            except asyncio.CancelledError:
+                self.subscribed = False
+                raise
+            except Exception as exc:
+                self.subscribed = False
+                self.last_error = repr(exc)
+                logger.warning(
+                    "events.consumer.error", extra={"consumer": self.name, "error": repr(exc)}
+                )
+                self._last_progress = time.monotonic()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    # -- one message -----------------------------------------------------------------------
+
+    def _decode(self, msg: Msg) -> tuple[CloudEvent, EventData, Handler]:
+        try:
+            event = CloudEvent.model_validate_json(msg.data)
+            model, handler = self.handlers[event.type]
+            return event, model.model_validate(event.data), handler
+        except (ValidationError, KeyError) as exc:
+            raise _PoisonMessage(repr(exc)) from exc
+
+    async def _handle(self, msg: Msg) -> None:
+        deliveries = msg.metadata.num_delivered or 1
+        event_id: str | None = None
+        try:
+            event, data, handler = self._decode(msg)
+            event_id = event.id
+            async with transaction(self.sessionmaker) as session:
+                claimed = await session.execute(
+                    pg_insert(self.tables.processed_event)
+                    .values(consumer=self.name, event_id=event.id)
+                    .on_conflict_do_nothing()
+                    .returning(self.tables.processed_event.c.event_id)
+                )
+                if claimed.first() is None:
+                    DUPLICATES.labels(self.name).inc()
+                else:
+                    await handler(session, data)
+                    HANDLED.labels(self.name).inc()
+        except _PoisonMessage as exc:
+            await self._dead_letter(msg, event_id, f"undecodable event: {exc}", deliveries)
+            return
+        except Exception as exc:
+            transient = is_connection_failure(exc)
+            logger.warning(
+                "events.handler.failed",
+                extra={
+                    "consumer": self.name,
+                    "event_id": event_id,
+                    "error": repr(exc),
+                    "deliveries": deliveries,
+                    "transient": transient,
+                },
+            )
+            if transient or deliveries < self.max_deliver:
+                await msg.nak(delay=min(0.2 * 2**deliveries, 10.0))
+            else:
+                await self._dead_letter(msg, event_id, repr(exc), deliveries)
+            return
+        await msg.ack()
+
+    async def _dead_letter(self, msg: Msg, event_id: str | None, error: str, n: int) -> None:
+        try:
+            async with transaction(self.sessionmaker) as session:
+                await session.execute(
+                    insert(self.tables.dead_letter).values(
+                        consumer=self.name,
+                        event_id=event_id,
+                        subject=msg.subject,
+                        payload=msg.data.decode(errors="replace"),
+                        error=error[:4000],
+                        deliveries=n,
+                    )
+                )
+        except Exception as exc:
+            logger.warning("events.dead_letter.failed", extra={"error": repr(exc)})
+            await msg.nak(delay=5)
+            return
+        DEAD.labels(self.name).inc()
+        logger.error(
+            "events.dead_lettered",
+            extra={"consumer": self.name, "event_id": event_id, "error": error},
+        )
+        await msg.term()

@@ -1,0 +1,198 @@
+"""The outbox relay: publishes committed events to JetStream, in order, exactly as written.
+
+One relay per service is active at a time (it holds a Postgres advisory lock; other replicas
+stand by). It is woken by ``LISTEN`` on the outbox channel, with a short fallback poll, publishes
+pending rows in ``seq`` order with ``Nats-Msg-Id`` = event id, and marks a row published only
+after JetStream's PubAck. While NATS is down rows simply wait; nothing is lost and no user write
+fails. Published rows are kept ``retention_days`` so :func:`republish` can send them again::
+
+    relay = OutboxRelay(database_url=settings.DATABASE_URL, tables=event_tables,
+                        broker=broker, streams=[contracts.projects.STREAM])
+    await relay.start()
+    ...
+    await relay.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from nats.js.client import JetStreamContext
+from prometheus_client import Counter
+
+from storycore_shared.db import asyncpg_dsn
+from storycore_shared.events.broker import Broker, ensure_stream
+from storycore_shared.events.contracts import StreamSpec
+from storycore_shared.events.tables import EventTables
+
+logger = logging.getLogger(__name__)
+
+PUBLISHED = Counter("storycore_outbox_published_total", "Events published from the outbox")
+PUBLISH_FAILURES = Counter("storycore_outbox_publish_failures_total", "Failed publish attempts")
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        *,
+        database_url: str,
+        tables: EventTables,
+        broker: Broker,
+        streams: list[StreamSpec],
+        batch_size: int = 200,
+        poll_interval: float = 1.0,
+        retention_days: int = 7,
+    ) -> None:
+        self.dsn = asyncpg_dsn(database_url)
+        self.tables = tables
+        self.broker = broker
+        self.streams = streams
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.retention_days = retention_days
+        self.role = "starting"
+        self.last_error: str | None = None
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._last_cleanup = 0.0
+        self._outbox = f'"{tables.schema}".outbox'
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"{self.tables.schema}-relay")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def status(self) -> dict[str, Any]:
+        return {"role": self.role, "last_error": self.last_error}
+
+    async def _run(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                await self._lead()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.role = "reconnecting"
+                self.last_error = repr(exc)
+                logger.warning("outbox.relay.failed", extra={"error": repr(exc), "retry_in": delay})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _lead(self) -> None:
+        conn: asyncpg.Connection = await asyncpg.connect(self.dsn, timeout=5)
+        try:
+            key = f"storycore.relay.{self.tables.schema}"
+            while not await conn.fetchval("select pg_try_advisory_lock(hashtext($1))", key):
+                self.role = "standby"
+                await asyncio.sleep(2)
+            await conn.add_listener(self.tables.notify_channel, self._on_notify)
+            js = await self.broker.jetstream()
+            for spec in self.streams:
+                await ensure_stream(js, spec)
+            self.role = "leader"
+            self.last_error = None
+            logger.info("outbox.relay.leading", extra={"schema": self.tables.schema})
+            backoff = 0.1
+            while True:
+                self._wake.clear()
+                try:
+                    sent = await self._publish_pending(conn, js)
+                except (asyncpg.PostgresError, OSError):
+                    raise
+                except Exception as exc:  # NATS is down or slow: keep the lock, retry.
+                    PUBLISH_FAILURES.inc()
+                    self.last_error = repr(exc)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 2.0)
+                    continue
+                backoff = 0.1
+                if sent == self.batch_size:
+                    continue
+                await self._cleanup(conn)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.close(), timeout=2)
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def _publish_pending(self, conn: asyncpg.Connection, js: JetStreamContext) -> int:
+        rows = await conn.fetch(
+            f"select seq, event_id, subject, payload::text as payload from {self._outbox} "
+            "where published_at is null order by seq limit $1",
+            self.batch_size,
+        )
+        published: list[int] = []
+        try:
+            for row in rows:
+                await js.publish(
+                    row["subject"],
+                    row["payload"].encode(),
+                    headers={"Nats-Msg-Id": row["event_id"]},
+                    timeout=5,
+                )
+                published.append(row["seq"])
+                PUBLISHED.inc()
+        finally:
+            if published:
+                await conn.execute(
+                    f"update {self._outbox} set published_at = now() where seq = any($1::bigint[])",
+                    published,
+                )
+        return len(rows)
+
+    async def _cleanup(self, conn: asyncpg.Connection) -> None:
+        if time.monotonic() - self._last_cleanup < 600:
+            return
+        self._last_cleanup = time.monotonic()
+        await conn.execute(
+            f"delete from {self._outbox} where published_at < now() - make_interval(days => $1)",
+            self.retention_days,
+        )
+
+
+async def republish(
+    *,
+    database_url: str,
+    tables: EventTables,
+    nats_url: str,
+    since: datetime,
+    until: datetime,
+) -> int:
+    """Send the outbox rows created in ``[since, until)`` again, with their original ids.
+
+    JetStream drops the copies still inside its duplicate window; consumers' processed-event
+    inbox drops the rest, so re-publishing is always safe.
+    """
+    broker = Broker(nats_url, name=f"{tables.schema}-republish")
+    await broker.start()
+    conn: asyncpg.Connection = await asyncpg.connect(asyncpg_dsn(database_url), timeout=5)
+    try:
+        js = await asyncio.wait_for(broker.jetstream(), timeout=10)
+        rows = await conn.fetch(
+            f'select event_id, subject, payload::text as payload from "{tables.schema}".outbox '
+            "where created_at >= $1 and created_at < $2 order by seq",
+            since,
+            until,
+        )
+        for row in rows:
+            await js.publish(
+                row["subject"], row["payload"].encode(), headers={"Nats-Msg-Id": row["event_id"]}
+            )
+        return len(rows)
+    finally:
+        await conn.close()
+        await broker.close()

