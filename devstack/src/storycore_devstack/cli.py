@@ -26,12 +26,13 @@ import httpx
 
 from storycore_devstack.routes import REPO_ROOT, load_route_table
 from storycore_devstack.stack import Stack, StackConfig
+from storycore_shared.infra.processes import LogSink
 
 DEFAULT_DATA_DIR = REPO_ROOT / ".storycore"
 _print_lock = threading.Lock()
 
 
-def _prefixed_sink(width: int) -> object:
+def _prefixed_sink(width: int) -> LogSink:
     def sink(name: str, line: str) -> None:
         with _print_lock:
             print(f"{name:<{width}} | {line}", flush=True)
@@ -64,7 +65,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         args,
         gateway_port=args.port,
         scale=_parse_scale(args.scale),
-        sink=_prefixed_sink(18),  # type: ignore[arg-type]
+        sink=_prefixed_sink(18),
     )
     stack = Stack(config)
     stopping = threading.Event()

@@ -13,6 +13,7 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 GATEWAY_DIR = REPO_ROOT / "gateway"
+FALLBACK = "gateway-fallback"
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class ServiceEntry:
 
     @property
     def is_fallback(self) -> bool:
-        return self.name == "gateway-fallback"
+        return self.name == FALLBACK
 
 
 @dataclass(frozen=True)
@@ -75,12 +76,25 @@ def local_routes(table: RouteTable, addresses: dict[str, list[str]]) -> dict[str
                 "middlewares": list(route.middlewares),
                 "service": service.name,
             }
-        services[service.name] = {
+        balancer = {
             "loadBalancer": {
                 "servers": [{"url": url} for url in addresses.get(service.name, [])],
                 "healthCheck": {"path": service.health_path, "interval": "2s", "timeout": "1s"},
             }
         }
+        if service.is_fallback:
+            services[service.name] = balancer
+        else:
+            # When every replica fails its health check, the fallback answers 503 problem+json
+            # (with the docker provider the dead router vanishes and the catch-all does it).
+            services[f"{service.name}-replicas"] = balancer
+            services[service.name] = {
+                "failover": {
+                    "service": f"{service.name}-replicas",
+                    "fallback": FALLBACK,
+                    "healthCheck": {},
+                }
+            }
     return {"http": {"routers": routers, "services": services}}
 
 

@@ -3,7 +3,8 @@
 Each service owns one schema and connects as a role of the same name that owns that schema and
 has no rights on any other. Its SQLModel tables hang off its own metadata::
 
-    Base = schema_base("projects")
+    class Base(SQLModel, registry=schema_registry("projects")):
+        pass
 
     class Project(Base, table=True): ...
 """
@@ -26,7 +27,6 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import registry
-from sqlmodel import SQLModel
 
 from storycore_shared.config import ServiceSettings
 from storycore_shared.errors import ServiceError
@@ -49,14 +49,10 @@ def check_identifier(name: str) -> str:
     return name
 
 
-def schema_base(schema: str) -> type[SQLModel]:
-    """A SQLModel base whose tables live in ``schema``, on metadata of their own."""
+def schema_registry(schema: str) -> registry:
+    """A mapper registry whose tables live in ``schema``, on metadata of their own."""
     metadata = MetaData(schema=check_identifier(schema), naming_convention=NAMING_CONVENTION)
-
-    class Base(SQLModel, registry=registry(metadata=metadata)):
-        pass
-
-    return Base
+    return registry(metadata=metadata)
 
 
 def sqlalchemy_url(url: str) -> str:

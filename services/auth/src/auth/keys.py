@@ -39,7 +39,8 @@ def _algorithm_for(key: PublicKey) -> str:
 
 def public_jwk(key: PublicKey) -> dict[str, Any]:
     alg = _algorithm_for(key)
-    if alg == "EdDSA":
+    members: tuple[str, ...]
+    if isinstance(key, ed25519.Ed25519PublicKey):
         jwk: dict[str, Any] = OKPAlgorithm.to_jwk(key, as_dict=True)
         members = ("crv", "kty", "x")
     else:

@@ -17,7 +17,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()  # type: ignore[call-arg]  # read from the environment
+    settings = settings or Settings()  # read from the environment
     keyring = KeyRing.from_pem(
         settings.signing_key_pem(), [p.read_bytes() for p in settings.PREVIOUS_KEY_FILES]
     )

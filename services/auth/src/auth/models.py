@@ -4,13 +4,18 @@ import uuid
 from datetime import UTC, datetime
 
 from sqlalchemy import DateTime
-from sqlmodel import Field
+from sqlmodel import Field, SQLModel
 
-from storycore_shared.db import schema_base
+from storycore_shared.db import schema_registry
 from storycore_shared.events.tables import EventTables
 
 SCHEMA = "auth"
-Base = schema_base(SCHEMA)
+
+
+class Base(SQLModel, registry=schema_registry(SCHEMA)):
+    pass
+
+
 event_tables = EventTables.on(Base.metadata)
 
 

@@ -17,7 +17,7 @@ async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
 
 
 async def get_user_by_email(session: AsyncSession, email: str) -> User | None:
-    result = await session.scalars(select(User).where(User.email == email))
+    result = await session.scalars(select(User).where(col(User.email) == email))
     return result.first()
 
 
@@ -25,7 +25,7 @@ async def get_refresh_token_for_update(
     session: AsyncSession, token_hash: str
 ) -> RefreshToken | None:
     result = await session.scalars(
-        select(RefreshToken).where(RefreshToken.token_hash == token_hash).with_for_update()
+        select(RefreshToken).where(col(RefreshToken.token_hash) == token_hash).with_for_update()
     )
     return result.first()
 

@@ -6,13 +6,18 @@ from typing import Any
 
 from sqlalchemy import Column, DateTime, Index, Text
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlmodel import Field
+from sqlmodel import Field, SQLModel
 
-from storycore_shared.db import schema_base
+from storycore_shared.db import schema_registry
 from storycore_shared.events.tables import EventTables
 
 SCHEMA = "projects"
-Base = schema_base(SCHEMA)
+
+
+class Base(SQLModel, registry=schema_registry(SCHEMA)):
+    pass
+
+
 event_tables = EventTables.on(Base.metadata)
 
 

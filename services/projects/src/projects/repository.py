@@ -14,7 +14,7 @@ from projects.models import Project
 async def get(
     session: AsyncSession, project_id: uuid.UUID, *, lock: bool = False
 ) -> Project | None:
-    statement = select(Project).where(Project.id == project_id)
+    statement = select(Project).where(col(Project.id) == project_id)
     if lock:
         statement = statement.with_for_update()
     result = await session.scalars(statement)

@@ -1,0 +1,84 @@
+"""Keys and configuration of the auth service (no servers needed)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from pydantic import ValidationError
+
+from auth.config import Settings
+from auth.keys import KeyRing, generate_private_key_pem
+from storycore_shared.auth import InvalidToken, KeySet, TokenVerifier
+
+ENV = {"AUTH_DATABASE_URL": "postgresql://a:b@127.0.0.1:1/x", "STORYCORE_NATS_URL": "nats://x:1"}
+
+
+def test_auth_refuses_to_start_without_a_signing_key(monkeypatch: pytest.MonkeyPatch):
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AUTH_SIGNING_KEY", raising=False)
+    monkeypatch.delenv("AUTH_SIGNING_KEY_FILE", raising=False)
+    with pytest.raises(ValidationError, match="SIGNING_KEY"):
+        Settings()  # type: ignore[call-arg]
+
+
+def test_database_url_has_no_default(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("AUTH_DATABASE_URL", raising=False)
+    monkeypatch.delenv("STORYCORE_DATABASE_URL", raising=False)
+    monkeypatch.setenv("AUTH_SIGNING_KEY", generate_private_key_pem().decode())
+    monkeypatch.setenv("STORYCORE_NATS_URL", "nats://x:1")
+    with pytest.raises(ValidationError, match="DATABASE_URL"):
+        Settings()  # type: ignore[call-arg]
+
+
+def test_service_prefix_overrides_the_common_variable(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("STORYCORE_DATABASE_URL", "postgresql://common@h/db")
+    monkeypatch.setenv("AUTH_DATABASE_URL", "postgresql://own@h/db")
+    monkeypatch.setenv("STORYCORE_NATS_URL", "nats://x:1")
+    monkeypatch.setenv("AUTH_SIGNING_KEY", generate_private_key_pem().decode())
+    settings = Settings()  # type: ignore[call-arg]
+    assert settings.DATABASE_URL == "postgresql://own@h/db"
+    assert settings.ENVIRONMENT == "production"
+
+
+def test_kid_is_the_rfc7638_thumbprint_and_stable():
+    pem = generate_private_key_pem()
+    assert KeyRing.from_pem(pem).kid == KeyRing.from_pem(pem).kid
+    assert KeyRing.from_pem(pem).kid != KeyRing.from_pem(generate_private_key_pem()).kid
+
+
+@pytest.mark.parametrize("kind", ["ed25519", "p256"])
+async def test_minted_tokens_verify_and_rotated_keys_stay_published(kind: str):
+    if kind == "ed25519":
+        pem = generate_private_key_pem()
+    else:
+        pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    old = KeyRing.from_pem(generate_private_key_pem())
+    ring = KeyRing.from_pem(
+        pem,
+        previous=[
+            old.signing_key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        ],
+    )
+    assert {k["kid"] for k in ring.jwks()["keys"]} == {ring.kid, old.kid}
+    verifier = TokenVerifier(issuer="i", audience="a", keys=KeySet(ring.jwks()))
+    user = uuid.uuid4()
+    for signer in (ring, old):
+        token = signer.mint_access_token(user_id=user, issuer="i", audience="a", ttl_seconds=60)
+        assert (await verifier.verify(token)).user_id == user
+    other = TokenVerifier(issuer="i", audience="someone-else", keys=KeySet(ring.jwks()))
+    with pytest.raises(InvalidToken):
+        await other.verify(
+            ring.mint_access_token(user_id=user, issuer="i", audience="a", ttl_seconds=60)
+        )
