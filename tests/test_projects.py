@@ -262,3 +262,11 @@ def test_body_over_the_gateway_limit_is_413(stack: Stack, api: httpx.Client, mak
     answer = api.post("/api/projects", json=big, headers=user.headers)
     assert answer.status_code == 413
     assert api.get("/api/projects", headers=user.headers).json()["total"] == 0
+
+
+def test_an_empty_update_changes_nothing(api: httpx.Client, make_user: Any):
+    user = make_user()
+    project = create(api, user)
+    answer = api.put(f"/api/projects/{project['id']}", json={"version": 1}, headers=user.headers)
+    assert answer.status_code == 200
+    assert answer.json() == project

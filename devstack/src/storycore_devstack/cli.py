@@ -235,9 +235,12 @@ def main(argv: list[str] | None = None) -> None:
     rep.add_argument("--until", type=_timestamp, default=datetime.now(UTC))
     rep.set_defaults(func=cmd_republish)
     test = sub.add_parser("test", help="lint, types, boundaries and the whole test suite")
-    test.add_argument("pytest_args", nargs=argparse.REMAINDER)
     test.set_defaults(func=cmd_test)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "test":  # everything after `test` goes to pytest
+        args.pytest_args = [a for a in extra if a != "--"]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "token":
         try:
             uuid.UUID(args.user)

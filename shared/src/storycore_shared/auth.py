@@ -30,8 +30,10 @@ logger = logging.getLogger(__name__)
 ALLOWED_ALGORITHMS = frozenset({"EdDSA", "ES256"})
 REQUIRED_CLAIMS = ["exp", "iat", "sub", "iss", "aud"]
 # An unknown kid triggers a JWKS refresh at most this often, so garbage tokens cannot make us
-# hammer the issuer.
-MIN_REFRESH_INTERVAL = 10.0
+# hammer the issuer, while a key rotated in is picked up within a second.
+MIN_REFRESH_INTERVAL = 1.0
+# Cached keys are re-fetched after this long, so a key withdrawn from the JWKS stops verifying.
+KEYS_MAX_AGE = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +133,8 @@ class TokenVerifier:
             self._last_refresh = time.monotonic()
 
     async def _key_for(self, kid: str) -> jwt.PyJWK:
+        if not self._static and time.monotonic() - self._last_refresh > KEYS_MAX_AGE:
+            await self.refresh(force=True)
         key = self.keys.keys.get(kid)
         if key is None:
             await self.refresh()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -218,11 +219,21 @@ async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 def is_connection_failure(exc: BaseException) -> bool:
-    if isinstance(exc, OperationalError | InterfaceError | PoolTimeoutError | ConnectionError):
+    """True when the database (or the network to it) failed, not the request."""
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeoutError):
         return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    return isinstance(exc, TimeoutError | OSError) and not isinstance(exc, FileNotFoundError)
+    if isinstance(exc, DBAPIError):
+        return bool(exc.connection_invalidated) or isinstance(
+            exc.orig, asyncpg.PostgresConnectionError | asyncpg.CannotConnectNowError
+        )
+    return isinstance(
+        exc,
+        ConnectionError
+        | TimeoutError
+        | asyncpg.PostgresConnectionError
+        | asyncpg.CannotConnectNowError
+        | asyncpg.InterfaceError,
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

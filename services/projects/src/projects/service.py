@@ -89,7 +89,10 @@ async def update_project(
 ) -> Project:
     project = await _get_writable(session, principal=principal, project_id=project_id)
     _check_version(project, expected_version)
-    for field, value in data.changes().items():
+    changes = data.changes()
+    if not changes:  # nothing to write: no new version, no event
+        return project
+    for field, value in changes.items():
         setattr(project, "meta" if field == "metadata" else field, value)
     project.version += 1
     project.updated_at = utcnow()

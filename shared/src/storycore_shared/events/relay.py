@@ -37,6 +37,10 @@ PUBLISHED = Counter("storycore_outbox_published_total", "Events published from t
 PUBLISH_FAILURES = Counter("storycore_outbox_publish_failures_total", "Failed publish attempts")
 
 
+class _PublishFailed(Exception):
+    """JetStream did not acknowledge; the row stays pending (database errors propagate)."""
+
+
 class OutboxRelay:
     def __init__(
         self,
@@ -108,11 +112,9 @@ class OutboxRelay:
                 self._wake.clear()
                 try:
                     sent = await self._publish_pending(conn, js)
-                except (asyncpg.PostgresError, OSError):
-                    raise
-                except Exception as exc:  # NATS is down or slow: keep the lock, retry.
+                except _PublishFailed as exc:  # NATS is down or slow: keep the lock, retry.
                     PUBLISH_FAILURES.inc()
-                    self.last_error = repr(exc)
+                    self.last_error = repr(exc.__cause__)
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 2.0)
                     continue
@@ -138,12 +140,15 @@ class OutboxRelay:
         published: list[int] = []
         try:
             for row in rows:
-                await js.publish(
-                    row["subject"],
-                    row["payload"].encode(),
-                    headers={"Nats-Msg-Id": row["event_id"]},
-                    timeout=5,
-                )
+                try:
+                    await js.publish(
+                        row["subject"],
+                        row["payload"].encode(),
+                        headers={"Nats-Msg-Id": row["event_id"]},
+                        timeout=5,
+                    )
+                except Exception as exc:
+                    raise _PublishFailed from exc
                 published.append(row["seq"])
                 PUBLISHED.inc()
         finally:
