@@ -60,43 +60,28 @@ def test_scale_projects_to_two_replicas_behind_the_gateway(
         scaled.stop()
 
 
+def _token_command(stack: Stack, user: str) -> subprocess.CompletedProcess[str]:
+    argv = [
+        sys.executable,
+        "-m",
+        "storycore_devstack",
+        "--data-dir",
+        str(stack.data_dir),
+        "token",
+        "--user",
+        user,
+    ]
+    return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60)
+
+
 def test_token_command_mints_a_token_the_services_accept(stack: Stack, api: httpx.Client):
-    user_id = str(uuid.uuid4())
-    minted = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "storycore_devstack",
-            "--data-dir",
-            str(stack.data_dir),
-            "token",
-            "--user",
-            user_id,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout.strip()
-    assert re.fullmatch(r"[\w-]+\.[\w-]+\.[\w-]+", minted)
-    answer = api.get("/api/projects", headers={"Authorization": f"Bearer {minted}"})
+    minted = _token_command(stack, str(uuid.uuid4()))
+    assert minted.returncode == 0, minted.stderr
+    token = minted.stdout.strip()
+    assert re.fullmatch(r"[\w-]+\.[\w-]+\.[\w-]+", token)
+    answer = api.get("/api/projects", headers={"Authorization": f"Bearer {token}"})
     assert answer.status_code == 200
     assert answer.json()["total"] == 0
-    bad = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "storycore_devstack",
-            "--data-dir",
-            str(stack.data_dir),
-            "token",
-            "--user",
-            "not-a-uuid",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    bad = _token_command(stack, "not-a-uuid")
     assert bad.returncode != 0
     assert "UUID" in bad.stderr

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import importlib
 import json
 import os
 import signal
 import sys
 import threading
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -160,27 +163,29 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_migrate(args: argparse.Namespace) -> int:
+@contextlib.contextmanager
+def _infrastructure(args: argparse.Namespace) -> Iterator[Stack]:
+    """Postgres and NATS only (embedded or external), for one-off commands."""
     stack = Stack(_config_from(args))
-    stack._secrets()
-    stack._start_infrastructure()
+    stack.prepare_secrets()
+    stack.start_infrastructure()
     try:
-        asyncio.run(stack._prepare_database())
+        yield stack
     finally:
         stack.stop()
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    with _infrastructure(args) as stack:
+        asyncio.run(stack.prepare_database())
     print("storycore: migrations are at head")
     return 0
 
 
 def cmd_republish(args: argparse.Namespace) -> int:
-    import importlib
-
     from storycore_shared.events.relay import republish
 
-    stack = Stack(_config_from(args))
-    stack._secrets()
-    stack._start_infrastructure()
-    try:
+    with _infrastructure(args) as stack:
         module = importlib.import_module(f"{args.service}.models")
         count = asyncio.run(
             republish(
@@ -191,8 +196,6 @@ def cmd_republish(args: argparse.Namespace) -> int:
                 until=args.until,
             )
         )
-    finally:
-        stack.stop()
     print(f"storycore: re-published {count} events from {args.service}")
     return 0
 

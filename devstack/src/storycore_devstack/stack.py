@@ -117,9 +117,9 @@ class Stack:
     def start(self) -> Stack:
         began = time.monotonic()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._secrets()
-        self._start_infrastructure()
-        asyncio.run(self._prepare_database())
+        self.prepare_secrets()
+        self.start_infrastructure()
+        asyncio.run(self.prepare_database())
         for service in self.table.services.values():
             count = self.config.scale.get(service.name, 1)
             self.replicas[service.name] = [
@@ -171,7 +171,7 @@ class Stack:
 
     # -- pieces ------------------------------------------------------------------------------
 
-    def _secrets(self) -> None:
+    def prepare_secrets(self) -> None:
         self.secrets_dir.mkdir(parents=True, exist_ok=True)
         self.secrets_dir.chmod(0o700)
         if not self.signing_key_file.exists():
@@ -185,7 +185,7 @@ class Stack:
         roles_file.chmod(0o600)
         self.role_passwords = known
 
-    def _start_infrastructure(self) -> None:
+    def start_infrastructure(self) -> None:
         sink = self.config.sink
         if self.config.database_url:
             self.admin_url = self.config.database_url
@@ -209,7 +209,7 @@ class Stack:
             ).start()
             self.nats_url = self.nats.url
 
-    async def _prepare_database(self) -> None:
+    async def prepare_database(self) -> None:
         if self.postgres is not None:
             conn = await asyncpg.connect(asyncpg_dsn(self.postgres.admin_url))
             try:
