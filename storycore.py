@@ -18,7 +18,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
-PACKAGES = ["shared[dev]", "services/auth", "services/projects", "devstack"]
+# shared first, then every service found under services/, then the dev stack.
+PACKAGES = [
+    "shared[dev]",
+    *sorted(str(p.parent.relative_to(ROOT)) for p in ROOT.glob("services/*/pyproject.toml")),
+    "devstack",
+]
 
 
 def _venv_python() -> Path:

@@ -85,7 +85,16 @@ def test_catch_all_has_the_lowest_priority_and_api_routes_are_under_api():
     assert catch_all[0].priority < min(r.priority for r in routes if r is not catch_all[0])
     for route in routes:
         if route is not catch_all[0]:
-            assert route.rule.startswith("PathPrefix(`/api/"), route.rule
+            assert route.rule.startswith(("PathPrefix(`/api/", "PathRegexp(`^/api/")), route.rule
+
+
+def test_sub_resources_outrank_the_service_that_owns_the_prefix():
+    projects = TABLE.services["projects"].routes[0]
+    for entry in TABLE.domain_services:
+        for route in entry.routes:
+            if route.rule.startswith("PathRegexp(`^/api/projects/"):
+                assert entry.name != "projects"
+                assert route.priority > projects.priority, route.name
 
 
 def test_compose_has_the_pieces_healthchecks_and_no_default_secrets(compose: dict[str, Any]):

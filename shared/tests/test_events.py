@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from nats.js.errors import NotFoundError
 from sqlalchemy import func, insert, select
 
 from storycore_shared.db import transaction
@@ -137,8 +138,7 @@ async def test_consumer_applies_a_redelivered_event_once(kit: Any, broker: Broke
                 seen = await conn.scalar(
                     select(func.count()).select_from(kit.tables.processed_event)
                 )
-            info = await js.consumer_info(kit.stream.name, consumer.name)
-            return seen == 1 and info.num_ack_pending == 0 and info.num_pending == 0
+            return seen == 1 and await _drained(js, kit.stream.name, consumer.name)
 
         await eventually(both_seen, within=10, what="both deliveries handled")
         assert await kit.applied_count() == 1
@@ -169,8 +169,7 @@ async def test_failing_handler_dead_letters_after_max_deliver(kit: Any, broker: 
         assert await kit.applied_count() == 0
 
         async def terminated() -> bool:
-            info = await js.consumer_info(kit.stream.name, consumer.name)
-            return info.num_ack_pending == 0 and info.num_pending == 0
+            return await _drained(js, kit.stream.name, consumer.name)
 
         await eventually(terminated, within=5, what="message terminated")
     finally:
@@ -193,6 +192,15 @@ async def test_undecodable_message_is_dead_lettered_at_once(kit: Any, broker: Br
         await eventually(one_dead, within=10, what="poison message dead-lettered")
     finally:
         await consumer.stop()
+
+
+async def _drained(js: Any, stream: str, consumer: str) -> bool:
+    """Every message delivered and acknowledged (False while the consumer does not exist yet)."""
+    try:
+        info = await js.consumer_info(stream, consumer)
+    except NotFoundError:
+        return False
+    return bool(info.num_ack_pending == 0 and info.num_pending == 0)
 
 
 CONSUMER_PROCESS = Path(__file__).with_name("consumer_process.py")
@@ -237,12 +245,9 @@ async def test_consumer_killed_mid_batch_applies_every_event_exactly_once(
         second = spawn()
         try:
             await eventually(lambda: _at_least(kit, total), within=60, what="all applied")
-            info = await js.consumer_info(kit.stream.name, f"{kit.name}-consumer")
 
             async def drained() -> bool:
-                nonlocal info
-                info = await js.consumer_info(kit.stream.name, f"{kit.name}-consumer")
-                return info.num_ack_pending == 0 and info.num_pending == 0
+                return await _drained(js, kit.stream.name, f"{kit.name}-consumer")
 
             await eventually(drained, within=30, what="every message acknowledged")
         finally:

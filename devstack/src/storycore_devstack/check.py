@@ -9,10 +9,11 @@ from pathlib import Path
 
 from storycore_devstack.routes import REPO_ROOT
 
+SERVICE_SOURCES = sorted(str(p.relative_to(REPO_ROOT)) for p in REPO_ROOT.glob("services/*/src"))
 STEPS: list[tuple[str, list[str]]] = [
     ("ruff format", ["ruff", "format", "--check", "."]),
     ("ruff lint", ["ruff", "check", "."]),
-    ("mypy", ["mypy", "shared/src", "services/auth/src", "services/projects/src", "devstack/src"]),
+    ("mypy", ["mypy", "shared/src", *SERVICE_SOURCES, "devstack/src"]),
     ("import boundaries", ["lint-imports"]),
 ]
 

@@ -238,6 +238,7 @@ class Stack:
             "STORYCORE_ENVIRONMENT": self.config.environment,
             "STORYCORE_NATS_URL": self.nats_url,
             "STORYCORE_JWKS_URL": f"{self.gateway_url}/api/auth/.well-known/jwks.json",
+            "STORYCORE_PROJECTS_URL": self.gateway_url,
             "AUTH_SIGNING_KEY_FILE": str(self.signing_key_file),
             **self.config.extra_env,
         }

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from projects.routes import expected_version
 from projects.schemas import ProjectUpdate
 from storycore_shared.errors import Unprocessable
+from storycore_shared.http import expected_version
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-import re
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Response, status
 
 from projects import service
 from projects.schemas import (
@@ -17,29 +15,13 @@ from projects.schemas import (
 )
 from storycore_shared.auth import PrincipalDep
 from storycore_shared.db import SessionDep
-from storycore_shared.errors import Unprocessable
+from storycore_shared.http import IfMatch, Page, PageSize, etag, expected_version
 
 router = APIRouter(prefix="/api/projects", tags=["projects"])
 
-_ETAG = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
-IfMatch = Annotated[str | None, Header(alias="If-Match")]
-
-
-def expected_version(body_version: int | None, if_match: str | None) -> int | None:
-    """The version the caller read: from the body, else from ``If-Match``."""
-    if if_match is None or if_match.strip() == "*":
-        return body_version
-    match = _ETAG.match(if_match)
-    if match is None:
-        raise Unprocessable('If-Match must be a project version such as "3".')
-    header_version = int(match.group(1))
-    if body_version is not None and body_version != header_version:
-        raise Unprocessable("The body's version and If-Match disagree.")
-    return header_version
-
 
 def _with_etag(response: Response, project: ProjectPublic) -> ProjectPublic:
-    response.headers["ETag"] = f'"{project.version}"'
+    response.headers["ETag"] = etag(project.version)
     return project
 
 
@@ -58,8 +40,8 @@ async def list_projects(
     session: SessionDep,
     principal: PrincipalDep,
     status: ProjectStatus | None = None,
-    page: Annotated[int, Query(ge=1)] = 1,
-    page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+    page: Page = 1,
+    page_size: PageSize = 20,
 ) -> ProjectsPublic:
     """The caller's projects, most recently updated first."""
     items, total = await service.list_projects(

@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from typing import ClassVar
+
+from storycore_shared.config import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    ENV_PREFIX: ClassVar[str] = "LOCATIONS_"
+    SERVICE_NAME: ClassVar[str] = "locations"
+
+    # Where to ask about a project the replica has not heard of yet (read-your-writes).
+    PROJECTS_URL: str

@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response, status
+
+from locations.models import Location
+from locations.schemas import LocationCreate, LocationPublic, LocationsPublic, LocationUpdate
+from locations.service import Locations
+from storycore_shared.auth import PrincipalDep
+from storycore_shared.db import SessionDep
+from storycore_shared.http import (
+    IfMatch,
+    Page,
+    PageSize,
+    RawAuthorization,
+    etag,
+    expected_version,
+)
+
+router = APIRouter(tags=["locations"])
+
+
+def get_locations(request: Request) -> Locations:
+    locations: Locations = request.app.state.locations
+    return locations
+
+
+LocationsDep = Annotated[Locations, Depends(get_locations)]
+
+
+def _public(response: Response, location: Location) -> LocationPublic:
+    response.headers["ETag"] = etag(location.version)
+    return LocationPublic.of(location)
+
+
+@router.post("/api/locations", status_code=status.HTTP_201_CREATED)
+async def create_location(
+    data: LocationCreate,
+    session: SessionDep,
+    principal: PrincipalDep,
+    locations: LocationsDep,
+    authorization: RawAuthorization,
+    response: Response,
+) -> LocationPublic:
+    """Create a location, optionally in one of the caller's projects."""
+    location = await locations.create_location(
+        session, principal=principal, data=data, authorization=authorization
+    )
+    response.headers["Location"] = f"/api/locations/{location.id}"
+    return _public(response, location)
+
+
+@router.get("/api/locations")
+async def list_locations(
+    session: SessionDep,
+    principal: PrincipalDep,
+    locations: LocationsDep,
+    project_id: uuid.UUID | None = None,
+    page: Page = 1,
+    page_size: PageSize = 20,
+) -> LocationsPublic:
+    """The caller's locations, optionally of one project."""
+    items, total = await locations.list_mine(
+        session, principal=principal, project_id=project_id, page=page, page_size=page_size
+    )
+    return LocationsPublic(
+        locations=[LocationPublic.of(i) for i in items], total=total, page=page, page_size=page_size
+    )
+
+
+@router.get("/api/projects/{project_id}/locations")
+async def list_project_locations(
+    project_id: uuid.UUID,
+    session: SessionDep,
+    principal: PrincipalDep,
+    locations: LocationsDep,
+    authorization: RawAuthorization,
+    page: Page = 1,
+    page_size: PageSize = 20,
+) -> LocationsPublic:
+    """The locations of a project the caller can read."""
+    items, total = await locations.list_project(
+        session,
+        principal=principal,
+        project_id=project_id,
+        page=page,
+        page_size=page_size,
+        authorization=authorization,
+    )
+    return LocationsPublic(
+        locations=[LocationPublic.of(i) for i in items], total=total, page=page, page_size=page_size
+    )
+
+
+@router.get("/api/locations/{location_id}")
+async def get_location(
+    location_id: uuid.UUID,
+    session: SessionDep,
+    principal: PrincipalDep,
+    locations: LocationsDep,
+    authorization: RawAuthorization,
+    response: Response,
+) -> LocationPublic:
+    """One location the caller can read."""
+    location = await locations.get_location(
+        session, principal=principal, location_id=location_id, authorization=authorization
+    )
+    return _public(response, location)
+
+
+@router.put("/api/locations/{location_id}")
+async def update_location(
+    location_id: uuid.UUID,
+    data: LocationUpdate,
+    session: SessionDep,
+    principal: PrincipalDep,
+    locations: LocationsDep,
+    authorization: RawAuthorization,
+    response: Response,
+    if_match: IfMatch = None,
+) -> LocationPublic:
+    """Change some fields; unknown or protected fields answer 422."""
+    location = await locations.update_location(
+        session,
+        principal=principal,
+        location_id=location_id,
+        data=data,
+        expected_version=expected_version(data.version, if_match),
+        authorization=authorization,
+    )
+    return _public(response, location)
+
+
+@router.delete("/api/locations/{location_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_location(
+    location_id: uuid.UUID,
+    session: SessionDep,
+    principal: PrincipalDep,
+    locations: LocationsDep,
+    authorization: RawAuthorization,
+) -> Response:
+    """Delete a location."""
+    await locations.delete_location(
+        session, principal=principal, location_id=location_id, authorization=authorization
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

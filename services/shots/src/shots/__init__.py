@@ -1,0 +1,1 @@
+"""StoryCore shots service."""

@@ -1,0 +1,191 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response, status
+
+from shots.schemas import (
+    RegenerateRequest,
+    ShotCreate,
+    ShotOrder,
+    ShotPublic,
+    ShotsPublic,
+    ShotStatus,
+    ShotUpdate,
+)
+from shots.service import Shots
+from storycore_shared.auth import PrincipalDep
+from storycore_shared.db import SessionDep
+from storycore_shared.http import (
+    IfMatch,
+    Page,
+    PageSize,
+    RawAuthorization,
+    etag,
+    expected_version,
+)
+
+router = APIRouter(tags=["shots"])
+
+
+def get_shots(request: Request) -> Shots:
+    shots: Shots = request.app.state.shots
+    return shots
+
+
+ShotsDep = Annotated[Shots, Depends(get_shots)]
+
+
+def _public(response: Response, shot: object) -> ShotPublic:
+    public = ShotPublic.of(shot)  # type: ignore[arg-type]
+    response.headers["ETag"] = etag(public.version)
+    return public
+
+
+@router.post("/api/shots", status_code=status.HTTP_201_CREATED)
+async def create_shot(
+    data: ShotCreate,
+    session: SessionDep,
+    principal: PrincipalDep,
+    shots: ShotsDep,
+    authorization: RawAuthorization,
+    response: Response,
+) -> ShotPublic:
+    """Add a shot to one of the caller's projects."""
+    shot = await shots.create_shot(
+        session, principal=principal, data=data, authorization=authorization
+    )
+    response.headers["Location"] = f"/api/shots/{shot.id}"
+    return _public(response, shot)
+
+
+@router.get("/api/shots/{shot_id}")
+async def get_shot(
+    shot_id: uuid.UUID,
+    session: SessionDep,
+    principal: PrincipalDep,
+    shots: ShotsDep,
+    authorization: RawAuthorization,
+    response: Response,
+) -> ShotPublic:
+    """One shot of a project the caller can read."""
+    shot = await shots.get_shot(
+        session, principal=principal, shot_id=shot_id, authorization=authorization
+    )
+    return _public(response, shot)
+
+
+@router.put("/api/shots/{shot_id}")
+async def update_shot(
+    shot_id: uuid.UUID,
+    data: ShotUpdate,
+    session: SessionDep,
+    principal: PrincipalDep,
+    shots: ShotsDep,
+    authorization: RawAuthorization,
+    response: Response,
+    if_match: IfMatch = None,
+) -> ShotPublic:
+    """Change some fields (null leaves a field as it is); a stale version answers 409."""
+    shot = await shots.update_shot(
+        session,
+        principal=principal,
+        shot_id=shot_id,
+        data=data,
+        expected_version=expected_version(data.version, if_match),
+        authorization=authorization,
+    )
+    return _public(response, shot)
+
+
+@router.delete("/api/shots/{shot_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_shot(
+    shot_id: uuid.UUID,
+    session: SessionDep,
+    principal: PrincipalDep,
+    shots: ShotsDep,
+    authorization: RawAuthorization,
+    if_match: IfMatch = None,
+) -> Response:
+    """Delete a shot."""
+    await shots.delete_shot(
+        session,
+        principal=principal,
+        shot_id=shot_id,
+        expected_version=expected_version(None, if_match),
+        authorization=authorization,
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/api/shots/{shot_id}/regenerate", status_code=status.HTTP_202_ACCEPTED)
+async def regenerate_shot(
+    shot_id: uuid.UUID,
+    data: RegenerateRequest,
+    session: SessionDep,
+    principal: PrincipalDep,
+    shots: ShotsDep,
+    authorization: RawAuthorization,
+    response: Response,
+) -> ShotPublic:
+    """Send a shot back to pending; the sequences worker re-renders its keyframe."""
+    shot = await shots.regenerate_shot(
+        session,
+        principal=principal,
+        shot_id=shot_id,
+        prompt=data.prompt,
+        authorization=authorization,
+    )
+    return _public(response, shot)
+
+
+@router.get("/api/projects/{project_id}/shots")
+async def list_project_shots(
+    project_id: uuid.UUID,
+    session: SessionDep,
+    principal: PrincipalDep,
+    shots: ShotsDep,
+    authorization: RawAuthorization,
+    status: ShotStatus | None = None,
+    page: Page = 1,
+    page_size: PageSize = 20,
+) -> ShotsPublic:
+    """A project's shots in order."""
+    items, total = await shots.list_shots(
+        session,
+        principal=principal,
+        project_id=project_id,
+        status=status,
+        page=page,
+        page_size=page_size,
+        authorization=authorization,
+    )
+    return ShotsPublic(
+        shots=[ShotPublic.of(s) for s in items], total=total, page=page, page_size=page_size
+    )
+
+
+@router.put("/api/projects/{project_id}/shots/order")
+async def reorder_project_shots(
+    project_id: uuid.UUID,
+    data: ShotOrder,
+    session: SessionDep,
+    principal: PrincipalDep,
+    shots: ShotsDep,
+    authorization: RawAuthorization,
+) -> ShotsPublic:
+    """Renumber all of a project's shots at once, in the order given."""
+    items = await shots.reorder_shots(
+        session,
+        principal=principal,
+        project_id=project_id,
+        shot_ids=data.shot_ids,
+        authorization=authorization,
+    )
+    return ShotsPublic(
+        shots=[ShotPublic.of(s) for s in items],
+        total=len(items),
+        page=1,
+        page_size=max(len(items), 1),
+    )

@@ -1,0 +1,151 @@
+"""Shot shapes, with the audit's shot-type fix.
+
+``shot_type`` is the narrative purpose, ``framing`` the shot size, ``camera_angle`` the camera.
+The old clients sent a shot size as ``shot_type``; those legacy values become ``framing``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from shots.models import Shot
+
+ShotType = Literal[
+    "establishing", "action", "dialogue", "reaction", "insert", "transition", "custom"
+]
+Framing = Literal[
+    "extreme-wide", "wide", "medium", "close-up", "extreme-close-up", "over-the-shoulder", "pov"
+]
+CameraAngle = Literal["eye-level", "high", "low", "dutch", "birds-eye", "worms-eye"]
+ShotStatus = Literal["pending", "generating", "completed", "failed", "archived"]
+
+# Legacy shot_type values (a shot size) and the framing they stand for.
+LEGACY_SHOT_TYPES = {"closeup": "close-up", "close-up": "close-up", "wide": "wide"}
+# Other spellings of framing values that existing clients send.
+FRAMING_SPELLINGS = {"close_up": "close-up", "closeup": "close-up"}
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+Prompt = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+Duration = Annotated[float, Field(ge=0.5, le=300)]
+Ids = Annotated[list[str], Field(max_length=200)]
+
+
+def normalise_legacy(data: Any) -> Any:
+    """Map legacy ``shot_type`` values to ``framing`` and accept other framing spellings."""
+    if not isinstance(data, dict):
+        return data
+    data = dict(data)
+    framing = data.get("framing")
+    if isinstance(framing, str):
+        framing = data["framing"] = FRAMING_SPELLINGS.get(framing, framing)
+    shot_type = data.get("shot_type")
+    if isinstance(shot_type, str) and shot_type in LEGACY_SHOT_TYPES:
+        meant = LEGACY_SHOT_TYPES[shot_type]
+        if framing is not None and framing != meant:
+            raise ValueError(
+                f"shot_type {shot_type!r} is a legacy framing ({meant!r}) but framing is "
+                f"{framing!r}; send shot_type as one of the narrative purposes instead"
+            )
+        data["framing"] = meant
+        del data["shot_type"]  # the purpose stays at its default (create) or as it was (update)
+    return data
+
+
+class ShotCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    project_id: uuid.UUID
+    sequence_id: uuid.UUID | None = None
+    name: Name
+    description: Annotated[str, Field(max_length=10_000)] | None = None
+    prompt: Prompt
+    shot_type: ShotType = "action"
+    framing: Framing | None = None
+    camera_angle: CameraAngle | None = None
+    duration_seconds: Duration = 5.0
+    order_index: Annotated[int, Field(ge=0)] | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    character_ids: Ids = Field(default_factory=list)
+    asset_ids: Ids = Field(default_factory=list)
+
+    _legacy = model_validator(mode="before")(normalise_legacy)
+
+
+class ShotUpdate(BaseModel):
+    """A partial update: a field that is absent or null is left as it is."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sequence_id: uuid.UUID | None = None
+    name: Name | None = None
+    description: Annotated[str, Field(max_length=10_000)] | None = None
+    prompt: Prompt | None = None
+    shot_type: ShotType | None = None
+    framing: Framing | None = None
+    camera_angle: CameraAngle | None = None
+    duration_seconds: Duration | None = None
+    order_index: Annotated[int, Field(ge=0)] | None = None
+    status: ShotStatus | None = None
+    metadata: dict[str, Any] | None = None
+    character_ids: Ids | None = None
+    asset_ids: Ids | None = None
+    version: Annotated[int, Field(ge=1)] | None = None
+
+    _legacy = model_validator(mode="before")(normalise_legacy)
+
+    def changes(self) -> dict[str, Any]:
+        return {
+            field: value
+            for field in self.model_fields_set - {"version"}
+            if (value := getattr(self, field)) is not None
+        }
+
+
+class ShotPublic(BaseModel):
+    id: uuid.UUID
+    project_id: uuid.UUID
+    sequence_id: uuid.UUID | None
+    name: str
+    description: str | None
+    prompt: str
+    shot_type: ShotType
+    framing: Framing | None
+    camera_angle: CameraAngle | None
+    duration_seconds: float
+    order_index: int
+    status: ShotStatus
+    metadata: dict[str, Any]
+    character_ids: list[str]
+    asset_ids: list[str]
+    result_url: str | None
+    thumbnail_url: str | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+    @classmethod
+    def of(cls, shot: Shot) -> ShotPublic:
+        return cls.model_validate({**shot.model_dump(exclude={"meta"}), "metadata": shot.meta})
+
+
+class ShotsPublic(BaseModel):
+    shots: list[ShotPublic]
+    total: int
+    page: int
+    page_size: int
+
+
+class ShotOrder(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    shot_ids: Annotated[list[uuid.UUID], Field(max_length=10_000)]
+
+
+class RegenerateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: Prompt | None = None

@@ -1,0 +1,279 @@
+"""Business rules of the shots service. Functions flush, never commit.
+
+Lock order is always project replica row, then shot rows, so writers never deadlock.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shots import repository
+from shots.errors import InvalidShotOrder, ProjectNotFound, ProjectReadOnly, ShotNotFound
+from shots.models import Shot, event_tables, utcnow
+from shots.schemas import ShotCreate, ShotUpdate
+from storycore_shared.auth import Principal
+from storycore_shared.errors import VersionConflict
+from storycore_shared.events.contracts.projects import ProjectDeleted
+from storycore_shared.events.contracts.shots import (
+    ShotCreated,
+    ShotDeleted,
+    ShotRegenerationRequested,
+    ShotsReordered,
+    ShotUpdated,
+)
+from storycore_shared.events.outbox import add_event
+from storycore_shared.replicas.projects import ProjectDirectory, ProjectView
+
+SOURCE = "shots"
+
+
+def _state(shot: Shot) -> dict[str, object]:
+    return {
+        "id": shot.id,
+        "project_id": shot.project_id,
+        "order_index": shot.order_index,
+        "name": shot.name,
+        "prompt": shot.prompt,
+        "shot_type": shot.shot_type,
+        "framing": shot.framing,
+        "version": shot.version,
+    }
+
+
+def _check_version(shot: Shot, expected: int | None) -> None:
+    if expected is not None and expected != shot.version:
+        raise VersionConflict(
+            f"The shot is at version {shot.version}, not {expected}; reload and retry.",
+            extra={"current_version": shot.version},
+        )
+
+
+class Shots:
+    """The shots use cases, bound to the project directory (replica + read-your-writes)."""
+
+    def __init__(self, directory: ProjectDirectory) -> None:
+        self.directory = directory
+
+    async def _project(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        project_id: uuid.UUID,
+        authorization: str | None,
+        *,
+        write: bool,
+    ) -> ProjectView:
+        project = await self.directory.get(
+            session, project_id, authorization=authorization, lock=write
+        )
+        if project is None or not project.readable_by(principal):
+            raise ProjectNotFound(f"No project {project_id}.")
+        if write and not project.writable_by(principal):
+            raise ProjectReadOnly("Only the project's owner can change its shots.")
+        return project
+
+    async def _shot(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        shot_id: uuid.UUID,
+        authorization: str | None,
+        *,
+        write: bool,
+    ) -> Shot:
+        shot = await repository.get(session, shot_id)
+        if shot is None:
+            raise ShotNotFound(f"No shot {shot_id}.")
+        try:
+            await self._project(session, principal, shot.project_id, authorization, write=write)
+        except ProjectNotFound as exc:
+            raise ShotNotFound(f"No shot {shot_id}.") from exc
+        if write:
+            shot = await repository.get(session, shot_id, lock=True)
+            if shot is None:
+                raise ShotNotFound(f"No shot {shot_id}.")
+        return shot
+
+    async def create_shot(
+        self,
+        session: AsyncSession,
+        *,
+        principal: Principal,
+        data: ShotCreate,
+        authorization: str | None,
+    ) -> Shot:
+        # Holding the project row serialises creates, so appended shots get distinct indexes.
+        await self._project(session, principal, data.project_id, authorization, write=True)
+        order_index = data.order_index
+        if order_index is None:
+            order_index = await repository.next_order_index(session, data.project_id)
+        shot = Shot(
+            **data.model_dump(exclude={"metadata", "order_index"}),
+            meta=data.metadata,
+            order_index=order_index,
+        )
+        session.add(shot)
+        await session.flush()
+        await add_event(
+            session,
+            event_tables,
+            ShotCreated.model_validate(_state(shot)),
+            source=SOURCE,
+            actor=principal.user_id,
+        )
+        return shot
+
+    async def get_shot(
+        self,
+        session: AsyncSession,
+        *,
+        principal: Principal,
+        shot_id: uuid.UUID,
+        authorization: str | None,
+    ) -> Shot:
+        return await self._shot(session, principal, shot_id, authorization, write=False)
+
+    async def update_shot(
+        self,
+        session: AsyncSession,
+        *,
+        principal: Principal,
+        shot_id: uuid.UUID,
+        data: ShotUpdate,
+        expected_version: int | None,
+        authorization: str | None,
+    ) -> Shot:
+        shot = await self._shot(session, principal, shot_id, authorization, write=True)
+        _check_version(shot, expected_version)
+        changes = data.changes()
+        if not changes:
+            return shot
+        for field, value in changes.items():
+            setattr(shot, "meta" if field == "metadata" else field, value)
+        shot.version += 1
+        shot.updated_at = utcnow()
+        await session.flush()
+        await add_event(
+            session,
+            event_tables,
+            ShotUpdated.model_validate(_state(shot)),
+            source=SOURCE,
+            actor=principal.user_id,
+        )
+        return shot
+
+    async def delete_shot(
+        self,
+        session: AsyncSession,
+        *,
+        principal: Principal,
+        shot_id: uuid.UUID,
+        expected_version: int | None,
+        authorization: str | None,
+    ) -> None:
+        shot = await self._shot(session, principal, shot_id, authorization, write=True)
+        _check_version(shot, expected_version)
+        await session.delete(shot)
+        await session.flush()
+        await add_event(
+            session,
+            event_tables,
+            ShotDeleted(id=shot.id, project_id=shot.project_id),
+            source=SOURCE,
+            actor=principal.user_id,
+        )
+
+    async def list_shots(
+        self,
+        session: AsyncSession,
+        *,
+        principal: Principal,
+        project_id: uuid.UUID,
+        status: str | None,
+        page: int,
+        page_size: int,
+        authorization: str | None,
+    ) -> tuple[list[Shot], int]:
+        await self._project(session, principal, project_id, authorization, write=False)
+        return await repository.list_for_project(
+            session, project_id, status=status, offset=(page - 1) * page_size, limit=page_size
+        )
+
+    async def reorder_shots(
+        self,
+        session: AsyncSession,
+        *,
+        principal: Principal,
+        project_id: uuid.UUID,
+        shot_ids: list[uuid.UUID],
+        authorization: str | None,
+    ) -> list[Shot]:
+        await self._project(session, principal, project_id, authorization, write=True)
+        shots, _ = await repository.list_for_project(session, project_id, lock=True)
+        by_id = {shot.id: shot for shot in shots}
+        if len(shot_ids) != len(set(shot_ids)) or set(shot_ids) != set(by_id):
+            missing = len(set(by_id) - set(shot_ids))
+            foreign = len(set(shot_ids) - set(by_id))
+            repeated = len(shot_ids) - len(set(shot_ids))
+            raise InvalidShotOrder(
+                f"shot_ids must list the project's {len(by_id)} shots once each "
+                f"({missing} missing, {foreign} not in this project, {repeated} repeated)."
+            )
+        now = utcnow()
+        for index, shot_id in enumerate(shot_ids):
+            shot = by_id[shot_id]
+            if shot.order_index != index:
+                shot.order_index = index
+                shot.version += 1
+                shot.updated_at = now
+        await session.flush()
+        await add_event(
+            session,
+            event_tables,
+            ShotsReordered(id=project_id, project_id=project_id, shot_ids=shot_ids),
+            source=SOURCE,
+            actor=principal.user_id,
+        )
+        return [by_id[shot_id] for shot_id in shot_ids]
+
+    async def regenerate_shot(
+        self,
+        session: AsyncSession,
+        *,
+        principal: Principal,
+        shot_id: uuid.UUID,
+        prompt: str | None,
+        authorization: str | None,
+    ) -> Shot:
+        shot = await self._shot(session, principal, shot_id, authorization, write=True)
+        if prompt is not None:
+            shot.prompt = prompt
+        shot.status = "pending"
+        shot.result_url = None
+        shot.thumbnail_url = None
+        shot.version += 1
+        shot.updated_at = utcnow()
+        await session.flush()
+        state = _state(shot)
+        await add_event(
+            session,
+            event_tables,
+            ShotUpdated.model_validate(state),
+            source=SOURCE,
+            actor=principal.user_id,
+        )
+        await add_event(
+            session,
+            event_tables,
+            ShotRegenerationRequested.model_validate(state),
+            source=SOURCE,
+            actor=principal.user_id,
+        )
+        return shot
+
+
+async def delete_project_shots(session: AsyncSession, data: ProjectDeleted) -> None:
+    """Cascade of ``project.deleted``: the project's shots go with it."""
+    await repository.delete_for_project(session, data.id)

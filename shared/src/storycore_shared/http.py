@@ -1,0 +1,35 @@
+"""HTTP conventions every service shares: optimistic concurrency and pagination."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from fastapi import Header, Query
+
+from storycore_shared.errors import Unprocessable
+
+_ETAG = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
+
+IfMatch = Annotated[str | None, Header(alias="If-Match")]
+Page = Annotated[int, Query(ge=1)]
+PageSize = Annotated[int, Query(ge=1, le=100)]
+# The caller's raw Authorization header, forwarded on a replica miss (see replicas.projects).
+RawAuthorization = Annotated[str | None, Header(alias="Authorization", include_in_schema=False)]
+
+
+def expected_version(body_version: int | None, if_match: str | None) -> int | None:
+    """The version the caller read: from the body, else from ``If-Match`` (``"3"``, ``W/"3"``)."""
+    if if_match is None or if_match.strip() == "*":
+        return body_version
+    match = _ETAG.match(if_match)
+    if match is None:
+        raise Unprocessable('If-Match must be a version such as "3".')
+    header_version = int(match.group(1))
+    if body_version is not None and body_version != header_version:
+        raise Unprocessable("The body's version and If-Match disagree.")
+    return header_version
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'

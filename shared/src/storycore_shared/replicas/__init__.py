@@ -1,0 +1,1 @@
+"""Local replicas of other services' entities, fed by their events."""

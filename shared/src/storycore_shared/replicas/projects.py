@@ -1,0 +1,208 @@
+"""A replica of projects for services that own project-scoped data (shots, locations, ...).
+
+It is fed by ``project.created/updated/deleted`` and answers "does this project exist, who owns
+it, is it public" without a call to the projects service. On a miss (the event has not arrived
+yet, e.g. a shot added right after its project was created) it asks the projects service once,
+over internal HTTP, **forwarding the caller's own bearer token**: the projects service then
+applies its own rules (owner, or public for reads) and answers 404 for anything else, so no
+service credential exists that could read every project::
+
+    directory = ProjectDirectory(project_replica_table(Base.metadata), settings.PROJECTS_URL)
+    project = await directory.get(session, project_id, authorization=request_authorization)
+    if project is None or not project.readable_by(principal): raise ProjectNotFound(...)
+
+Events are applied by version, and a deleted project leaves a tombstone, so a late or
+redelivered event can never resurrect it.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Uuid,
+    func,
+    select,
+)
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storycore_shared.auth import Principal
+from storycore_shared.errors import ServiceUnavailable, UpstreamError, UpstreamTimeout
+from storycore_shared.events.contracts.projects import (
+    ProjectCreated,
+    ProjectDeleted,
+    ProjectState,
+    ProjectUpdated,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def project_replica_table(metadata: MetaData) -> Table:
+    return Table(
+        "project_replica",
+        metadata,
+        Column("id", Uuid, primary_key=True),
+        Column("owner_id", Uuid, nullable=False),
+        Column("is_public", Boolean, nullable=False),
+        Column("name", String(255), nullable=False),
+        Column("status", String(20), nullable=False),
+        Column("version", Integer, nullable=False),
+        Column("deleted_at", DateTime(timezone=True), nullable=True),
+        Column("synced_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    )
+
+
+@dataclass(frozen=True)
+class ProjectView:
+    id: uuid.UUID
+    owner_id: uuid.UUID
+    is_public: bool
+    name: str
+    status: str
+    version: int
+
+    def readable_by(self, principal: Principal) -> bool:
+        return self.is_public or self.owner_id == principal.user_id
+
+    def writable_by(self, principal: Principal) -> bool:
+        return self.owner_id == principal.user_id
+
+
+Cascade = Callable[[AsyncSession, ProjectDeleted], Awaitable[None]]
+
+
+class ProjectDirectory:
+    def __init__(self, table: Table, projects_url: str, *, timeout: float = 2.0) -> None:
+        self.table = table
+        self.projects_url = projects_url.rstrip("/")
+        self.timeout = timeout
+
+    # -- events ------------------------------------------------------------------------------
+
+    async def apply(self, session: AsyncSession, data: ProjectState) -> None:
+        """Upsert a project's state unless we already hold a newer one or a tombstone."""
+        values = {
+            "id": data.id,
+            "owner_id": data.owner_id,
+            "is_public": data.is_public,
+            "name": data.name,
+            "status": data.status,
+            "version": data.version,
+        }
+        statement = insert(self.table).values(**values)
+        excluded = statement.excluded
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[self.table.c.id],
+                set_={**{k: excluded[k] for k in values if k != "id"}, "synced_at": func.now()},
+                where=(self.table.c.version < excluded.version) & self.table.c.deleted_at.is_(None),
+            )
+        )
+
+    async def tombstone(self, session: AsyncSession, data: ProjectDeleted) -> None:
+        statement = insert(self.table).values(
+            id=data.id,
+            owner_id=data.owner_id,
+            is_public=False,
+            name="",
+            status="deleted",
+            version=0,
+            deleted_at=func.now(),
+        )
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[self.table.c.id],
+                set_={"deleted_at": func.now(), "is_public": False},
+            )
+        )
+
+    def handlers(
+        self, on_deleted: Cascade
+    ) -> dict[type, Callable[[AsyncSession, Any], Awaitable[None]]]:
+        """Consumer handlers: keep the replica, and run ``on_deleted`` to cascade a delete."""
+
+        async def deleted(session: AsyncSession, data: ProjectDeleted) -> None:
+            await self.tombstone(session, data)
+            await on_deleted(session, data)
+
+        return {ProjectCreated: self.apply, ProjectUpdated: self.apply, ProjectDeleted: deleted}
+
+    # -- lookups -----------------------------------------------------------------------------
+
+    async def get(
+        self,
+        session: AsyncSession,
+        project_id: uuid.UUID,
+        *,
+        authorization: str | None,
+        lock: bool = False,
+    ) -> ProjectView | None:
+        """The project, or None when it does not exist (or the caller may not see it).
+
+        ``lock`` holds the replica row until the transaction ends, which serialises writers
+        of one project (ordering shots, racing a delete).
+        """
+        row = await self._row(session, project_id, lock=lock)
+        if row is None:
+            fetched = await self._fetch(project_id, authorization)
+            if fetched is None:
+                return None
+            await self.apply(session, fetched)
+            row = await self._row(session, project_id, lock=lock)
+            if row is None:  # pragma: no cover - the upsert above just wrote it
+                return None
+        if row.deleted_at is not None:
+            return None
+        return ProjectView(row.id, row.owner_id, row.is_public, row.name, row.status, row.version)
+
+    async def _row(self, session: AsyncSession, project_id: uuid.UUID, *, lock: bool) -> Any:
+        statement = select(self.table).where(self.table.c.id == project_id)
+        if lock:
+            statement = statement.with_for_update()
+        return (await session.execute(statement)).first()
+
+    async def _fetch(self, project_id: uuid.UUID, authorization: str | None) -> ProjectState | None:
+        if not authorization:
+            return None
+        url = f"{self.projects_url}/api/projects/{project_id}"
+        try:
+            async with httpx.AsyncClient(timeout=self.timeout) as client:
+                answer = await client.get(url, headers={"Authorization": authorization})
+        except httpx.TimeoutException as exc:
+            raise UpstreamTimeout("The projects service did not answer in time.") from exc
+        except httpx.HTTPError as exc:
+            raise ServiceUnavailable("The projects service is unreachable.") from exc
+        if answer.status_code == 404:
+            return None
+        if answer.status_code != 200:
+            logger.warning("replica.projects.fetch_failed", extra={"status": answer.status_code})
+            if answer.status_code == 503:
+                raise ServiceUnavailable("The projects service is unavailable.")
+            if answer.status_code == 504:
+                raise UpstreamTimeout("The projects service timed out.")
+            raise UpstreamError(f"The projects service answered {answer.status_code}.")
+        body = answer.json()
+        logger.info("replica.projects.miss_filled", extra={"project_id": str(project_id)})
+        return ProjectCreated(
+            id=body["id"],
+            project_id=body["id"],
+            owner_id=body["owner_id"],
+            is_public=body["is_public"],
+            name=body["name"],
+            status=body["status"],
+            version=body["version"],
+        )
