@@ -13,13 +13,29 @@ import pytest
 
 from storycore_devstack.stack import Stack, StackConfig
 from storycore_shared.infra.processes import free_port
+from storycore_shared.testing.fake_llm import API_KEY, FakeLLMServer
 
 MAX_BODY_BYTES = 65536
 ALLOWED_ORIGIN = "http://localhost:5173"
 
 
+PROVIDER_TIMEOUT = "2"
+RATE_LIMIT = 40
+
+
 @pytest.fixture(scope="session")
-def stack(postgres_admin_url: str, infra_dir: Path) -> Iterator[Stack]:
+def fake_llms() -> Iterator[dict[str, FakeLLMServer]]:
+    """Ollama, OpenAI-compatible and Anthropic fakes the llm service is configured with."""
+    fakes = {kind: FakeLLMServer(kind).start() for kind in ("ollama", "openai", "anthropic")}
+    yield fakes
+    for fake in fakes.values():
+        fake.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(
+    postgres_admin_url: str, infra_dir: Path, fake_llms: dict[str, FakeLLMServer]
+) -> Iterator[Stack]:
     config = StackConfig(
         data_dir=infra_dir / "stack",
         gateway_port=free_port(),
@@ -32,6 +48,16 @@ def stack(postgres_admin_url: str, infra_dir: Path) -> Iterator[Stack]:
             "STORYCORE_CORS_ORIGINS": ALLOWED_ORIGIN,
             "STORYCORE_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
             "STORYCORE_LOG_LEVEL": "INFO",
+            "LLM_DEFAULT_PROVIDER": "mock",
+            "LLM_OLLAMA_URL": fake_llms["ollama"].url,
+            "LLM_OPENAI_URL": fake_llms["openai"].url,
+            "LLM_OPENAI_API_KEY": API_KEY,
+            "LLM_ANTHROPIC_URL": fake_llms["anthropic"].url,
+            "LLM_ANTHROPIC_API_KEY": API_KEY,
+            "LLM_OLLAMA_TIMEOUT_SECONDS": PROVIDER_TIMEOUT,
+            "LLM_OPENAI_TIMEOUT_SECONDS": PROVIDER_TIMEOUT,
+            "LLM_ANTHROPIC_TIMEOUT_SECONDS": PROVIDER_TIMEOUT,
+            "LLM_RATE_LIMIT_PER_MINUTE": str(RATE_LIMIT),
         },
     )
     running = Stack(config)

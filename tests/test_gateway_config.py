@@ -85,7 +85,9 @@ def test_catch_all_has_the_lowest_priority_and_api_routes_are_under_api():
     assert catch_all[0].priority < min(r.priority for r in routes if r is not catch_all[0])
     for route in routes:
         if route is not catch_all[0]:
-            assert route.rule.startswith(("PathPrefix(`/api/", "PathRegexp(`^/api/")), route.rule
+            assert route.rule.startswith(
+                ("PathPrefix(`/api/", "PathRegexp(`^/api/", "Path(`/api/")
+            ), route.rule
 
 
 def test_sub_resources_outrank_the_service_that_owns_the_prefix():

@@ -13,14 +13,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from shots.models import Shot
+from storycore_shared.contracts.vocabulary import CameraAngle, Framing, ShotType
 
-ShotType = Literal[
-    "establishing", "action", "dialogue", "reaction", "insert", "transition", "custom"
-]
-Framing = Literal[
-    "extreme-wide", "wide", "medium", "close-up", "extreme-close-up", "over-the-shoulder", "pov"
-]
-CameraAngle = Literal["eye-level", "high", "low", "dutch", "birds-eye", "worms-eye"]
 ShotStatus = Literal["pending", "generating", "completed", "failed", "archived"]
 
 # Legacy shot_type values (a shot size) and the framing they stand for.

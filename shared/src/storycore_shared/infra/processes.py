@@ -113,11 +113,16 @@ class ManagedProcess:
             if log is not None:
                 log.close()
 
+    def signal_stop(self) -> None:
+        """Ask the process to stop, without waiting (see :meth:`stop`)."""
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, self.stop_signal)
+
     def stop(self, timeout: float = 10.0) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, self.stop_signal)
+        self.signal_stop()
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:

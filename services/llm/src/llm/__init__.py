@@ -1,0 +1,1 @@
+"""StoryCore llm service: the one place where the suite talks to language models."""

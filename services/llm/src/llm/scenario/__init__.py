@@ -1,0 +1,1 @@
+"""Story → scenario document (keys in French, as the existing clients expect)."""

@@ -1,0 +1,1 @@
+"""HTTP contracts between services (events have theirs in ``events.contracts``)."""

@@ -1,0 +1,18 @@
+"""Shot vocabulary shared by the API, the planner and the frontend's values."""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+# The shot's narrative purpose.
+ShotType = Literal[
+    "establishing", "action", "dialogue", "reaction", "insert", "transition", "custom"
+]
+# The camera's shot size.
+Framing = Literal[
+    "extreme-wide", "wide", "medium", "close-up", "extreme-close-up", "over-the-shoulder", "pov"
+]
+CameraAngle = Literal["eye-level", "high", "low", "dutch", "birds-eye", "worms-eye"]
+
+SHOT_TYPES: tuple[str, ...] = get_args(ShotType)
+FRAMINGS: tuple[str, ...] = get_args(Framing)
