@@ -13,6 +13,7 @@ import pytest
 
 from storycore_devstack.stack import Stack, StackConfig
 from storycore_shared.infra.processes import free_port
+from storycore_shared.testing.fake_comfyui import FakeComfyUI
 from storycore_shared.testing.fake_llm import API_KEY, FakeLLMServer
 
 MAX_BODY_BYTES = 65536
@@ -33,8 +34,18 @@ def fake_llms() -> Iterator[dict[str, FakeLLMServer]]:
 
 
 @pytest.fixture(scope="session")
+def fake_comfyui() -> Iterator[FakeComfyUI]:
+    fake = FakeComfyUI().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="session")
 def stack(
-    postgres_admin_url: str, infra_dir: Path, fake_llms: dict[str, FakeLLMServer]
+    postgres_admin_url: str,
+    infra_dir: Path,
+    fake_llms: dict[str, FakeLLMServer],
+    fake_comfyui: FakeComfyUI,
 ) -> Iterator[Stack]:
     config = StackConfig(
         data_dir=infra_dir / "stack",
@@ -58,6 +69,12 @@ def stack(
             "LLM_OPENAI_TIMEOUT_SECONDS": PROVIDER_TIMEOUT,
             "LLM_ANTHROPIC_TIMEOUT_SECONDS": PROVIDER_TIMEOUT,
             "LLM_RATE_LIMIT_PER_MINUTE": str(RATE_LIMIT),
+            "SEQUENCES_COMFYUI_URL": fake_comfyui.url,
+            "SEQUENCES_COMFYUI_TIMEOUT_SECONDS": "20",
+            "SEQUENCES_WORKER_ACK_WAIT_SECONDS": "3",
+            "SEQUENCES_TICKET_TTL_SECONDS": "2",
+            "SEQUENCES_RATE_LIMIT_PER_MINUTE": "8",
+            "SEQUENCES_MAX_STREAMS": "6",
         },
     )
     running = Stack(config)

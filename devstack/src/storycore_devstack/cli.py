@@ -45,11 +45,12 @@ def _prefixed_sink(width: int) -> LogSink:
 
 def _parse_scale(values: list[str]) -> dict[str, int]:
     scale: dict[str, int] = {}
-    services = load_route_table().services
+    table = load_route_table().services
+    names = set(table) | {f"{n}-worker" for n, s in table.items() if s.worker}
     for value in values:
         name, _, count = value.partition("=")
-        if name not in services or not count.isdigit() or int(count) < 1:
-            raise SystemExit(f"--scale takes SERVICE=N with SERVICE in {sorted(services)}")
+        if name not in names or not count.isdigit() or int(count) < 1:
+            raise SystemExit(f"--scale takes NAME=N with NAME in {sorted(names)}")
         scale[name] = int(count)
     return scale
 

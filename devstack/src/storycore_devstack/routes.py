@@ -31,6 +31,7 @@ class ServiceEntry:
     container_port: int
     health_path: str
     routes: tuple[Route, ...]
+    worker: str | None = None
 
     @property
     def is_fallback(self) -> bool:
@@ -57,7 +58,12 @@ def load_route_table(path: Path | None = None) -> RouteTable:
             for r in entry["routes"]
         )
         services[name] = ServiceEntry(
-            name, entry["app"], int(entry["container_port"]), entry["health_path"], routes
+            name,
+            entry["app"],
+            int(entry["container_port"]),
+            entry["health_path"],
+            routes,
+            entry.get("worker"),
         )
     gateway = raw["gateway"]
     return RouteTable(gateway["entrypoint"], int(gateway["port"]), services)

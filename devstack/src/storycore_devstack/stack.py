@@ -98,6 +98,7 @@ class Stack:
         self.nats_url = ""
         self.replicas: dict[str, list[Replica]] = {}
         self.traefik: ManagedProcess | None = None
+        self.workers: dict[str, list[ManagedProcess]] = {}
         self.role_passwords: dict[str, str] = {}
         self.internal_token = ""
         self.started_in: float = 0.0
@@ -134,13 +135,21 @@ class Stack:
         for replicas in self.replicas.values():
             for replica in replicas:
                 self._wait_ready(replica)
+        for service in self.table.services.values():
+            if service.worker:
+                count = self.config.scale.get(f"{service.name}-worker", 1)
+                self.workers[service.name] = [self._worker(service, i + 1) for i in range(count)]
+        for processes in self.workers.values():
+            for process in processes:
+                self._wait_worker(process)
         self._wait_gateway()
         self.started_in = time.monotonic() - began
         self._write_state()
         return self
 
     def stop(self) -> None:
-        processes = [r.process for reps in self.replicas.values() for r in reps if r.process]
+        processes = [p for workers in self.workers.values() for p in workers]
+        processes += [r.process for reps in self.replicas.values() for r in reps if r.process]
         for process in processes:  # all at once: each takes a few seconds to drain
             process.signal_stop()
         for process in processes:
@@ -162,6 +171,39 @@ class Stack:
         replica = self.replicas[service][index - 1]
         self._spawn(replica)
         self._wait_ready(replica)
+
+    def stop_worker(self, service: str, index: int = 1, *, kill: bool = False) -> None:
+        process = self.workers[service][index - 1]
+        process.kill() if kill else process.stop()
+
+    def start_worker(self, service: str, index: int = 1) -> None:
+        entry = self.table.services[service]
+        self.workers[service][index - 1] = self._worker(entry, index)
+        self._wait_worker(self.workers[service][index - 1])
+
+    def _worker(self, service: ServiceEntry, index: int) -> ManagedProcess:
+        assert service.worker is not None
+        name = f"{service.name}-worker.{index}"
+        log_file = self.log_dir / f"{name}.log"
+        log_file.unlink(missing_ok=True)
+        return ManagedProcess(
+            name,
+            [sys.executable, "-m", service.worker],
+            env=self.service_env(service),
+            log_file=log_file,
+            sink=self.config.sink,
+        ).start()
+
+    def _wait_worker(self, process: ManagedProcess) -> None:
+        assert process.log_file is not None
+        log_file = process.log_file
+
+        def ready() -> bool:
+            if not process.running():
+                raise RuntimeError(f"{process.name} exited during start-up; see {log_file}")
+            return log_file.exists() and "worker.ready" in log_file.read_text()
+
+        wait_until(ready, timeout=self.config.ready_timeout, what=process.name, interval=0.1)
 
     def kill_nats(self) -> None:
         assert self.nats is not None, "NATS is external"
@@ -246,6 +288,8 @@ class Stack:
             "STORYCORE_JWKS_URL": f"{self.gateway_url}/api/auth/.well-known/jwks.json",
             "STORYCORE_PROJECTS_URL": self.gateway_url,
             "STORYCORE_INTERNAL_TOKEN": self.internal_token,
+            # Internal routes are not behind the gateway: the llm replica itself.
+            "STORYCORE_LLM_URL": self.replicas["llm"][0].url if "llm" in self.replicas else "",
             "AUTH_SIGNING_KEY_FILE": str(self.signing_key_file),
             **self.config.extra_env,
         }

@@ -42,7 +42,9 @@ async def _with_lock(database_url: str, schema: str, action: Any) -> None:
     engine = create_async_engine(
         sqlalchemy_url(database_url),
         poolclass=NullPool,
-        connect_args={"server_settings": {"search_path": schema, "timezone": "UTC"}},
+        # The service's schema is named explicitly everywhere, and must not be the default
+        # schema here: autogenerate would then compare it as "no schema" and miss every table.
+        connect_args={"server_settings": {"search_path": "public", "timezone": "UTC"}},
     )
     try:
         async with engine.connect() as conn:

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from projects.models import Project
+from storycore_shared.events.contracts.sequences import SequenceGenerated
 from storycore_shared.events.contracts.shots import ShotCreated, ShotDeleted
 
 
@@ -16,6 +17,14 @@ async def on_shot_created(session: AsyncSession, data: ShotCreated) -> None:
         update(Project)
         .where(col(Project.id) == data.project_id)
         .values(shot_count=Project.shot_count + 1)
+    )
+
+
+async def on_sequence_generated(session: AsyncSession, data: SequenceGenerated) -> None:
+    await session.execute(
+        update(Project)
+        .where(col(Project.id) == data.project_id)
+        .values(sequence_count=Project.sequence_count + 1)
     )
 
 

@@ -5,13 +5,15 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from projects.config import Settings
-from projects.events import on_shot_created, on_shot_deleted
+from projects.events import on_sequence_generated, on_shot_created, on_shot_deleted
 from projects.models import SCHEMA, event_tables
 from projects.routes import router
 from storycore_shared.app import Runtime, ServiceSpec, create_service_app
 from storycore_shared.events.consumer import EventConsumer
 from storycore_shared.events.contracts import projects as project_events
+from storycore_shared.events.contracts import sequences as sequence_events
 from storycore_shared.events.contracts import shots as shot_events
+from storycore_shared.events.contracts.sequences import SequenceGenerated
 from storycore_shared.events.contracts.shots import ShotCreated, ShotDeleted
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -29,7 +31,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 sessionmaker=runtime.sessionmaker,
                 tables=event_tables,
                 broker=runtime.broker,
-            )
+            ),
+            EventConsumer(
+                name="projects-sequences",
+                stream=sequence_events.STREAM,
+                handlers={SequenceGenerated: on_sequence_generated},
+                sessionmaker=runtime.sessionmaker,
+                tables=event_tables,
+                broker=runtime.broker,
+            ),
         ]
 
     return create_service_app(

@@ -31,6 +31,8 @@ def _state(project: Project) -> dict[str, object]:
         "is_public": project.is_public,
         "status": project.status,
         "version": project.version,
+        "resolution_width": project.resolution_width,
+        "resolution_height": project.resolution_height,
     }
 
 

@@ -7,11 +7,13 @@ from fastapi import FastAPI
 from shots.config import Settings
 from shots.models import SCHEMA, event_tables, project_replica
 from shots.routes import router
-from shots.service import Shots, delete_project_shots
+from shots.service import Shots, create_generated_shots, delete_project_shots
 from storycore_shared.app import Runtime, ServiceSpec, create_service_app
 from storycore_shared.events.consumer import EventConsumer
 from storycore_shared.events.contracts import projects as project_events
+from storycore_shared.events.contracts import sequences as sequence_events
 from storycore_shared.events.contracts import shots as shot_events
+from storycore_shared.events.contracts.sequences import SequenceGenerated
 from storycore_shared.replicas.projects import ProjectDirectory
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -30,7 +32,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 sessionmaker=runtime.sessionmaker,
                 tables=event_tables,
                 broker=runtime.broker,
-            )
+            ),
+            EventConsumer(
+                name="shots-sequences",
+                stream=sequence_events.STREAM,
+                handlers={SequenceGenerated: create_generated_shots},
+                sessionmaker=runtime.sessionmaker,
+                tables=event_tables,
+                broker=runtime.broker,
+            ),
         ]
 
     async def on_startup(app: FastAPI, _: Runtime) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Table, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -48,6 +48,13 @@ async def list_for_project(
     if lock:
         statement = statement.with_for_update()
     return list((await session.scalars(statement)).all()), int(total or 0)
+
+
+async def project_deleted(session: AsyncSession, project_id: uuid.UUID, replica: Table) -> bool:
+    deleted_at = await session.scalar(
+        select(replica.c.deleted_at).where(replica.c.id == project_id)
+    )
+    return deleted_at is not None
 
 
 async def delete_for_project(session: AsyncSession, project_id: uuid.UUID) -> int:

@@ -11,11 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shots import repository
 from shots.errors import InvalidShotOrder, ProjectNotFound, ProjectReadOnly, ShotNotFound
-from shots.models import Shot, event_tables, utcnow
+from shots.models import Shot, event_tables, project_replica, utcnow
 from shots.schemas import ShotCreate, ShotUpdate
 from storycore_shared.auth import Principal
 from storycore_shared.errors import VersionConflict
 from storycore_shared.events.contracts.projects import ProjectDeleted
+from storycore_shared.events.contracts.sequences import SequenceGenerated
 from storycore_shared.events.contracts.shots import (
     ShotCreated,
     ShotDeleted,
@@ -272,6 +273,43 @@ class Shots:
             actor=principal.user_id,
         )
         return shot
+
+
+async def create_generated_shots(session: AsyncSession, data: SequenceGenerated) -> None:
+    """``sequence.generated``: the storyboard's shots join the project, after its own.
+
+    Shot ids come from the job (uuid5 of job id and index), so even a replayed event that
+    slipped past the inbox could not create a shot twice.
+    """
+    if await repository.project_deleted(session, data.project_id, project_replica):
+        return
+    start = await repository.next_order_index(session, data.project_id)
+    for planned in data.shots:
+        if await repository.get(session, planned.id) is not None:
+            continue
+        shot = Shot(
+            id=planned.id,
+            project_id=data.project_id,
+            sequence_id=data.job_id,
+            name=planned.name[:255],
+            prompt=planned.prompt,
+            shot_type=planned.shot_type,
+            framing=planned.framing,
+            duration_seconds=planned.duration_seconds,
+            order_index=start + planned.order_index,
+            status="completed",
+            result_url=planned.keyframe_url,
+            thumbnail_url=planned.keyframe_url,
+        )
+        session.add(shot)
+        await session.flush()
+        await add_event(
+            session,
+            event_tables,
+            ShotCreated.model_validate(_state(shot)),
+            source=SOURCE,
+            actor=data.owner_id,
+        )
 
 
 async def delete_project_shots(session: AsyncSession, data: ProjectDeleted) -> None:

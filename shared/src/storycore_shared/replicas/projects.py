@@ -61,6 +61,8 @@ def project_replica_table(metadata: MetaData) -> Table:
         Column("name", String(255), nullable=False),
         Column("status", String(20), nullable=False),
         Column("version", Integer, nullable=False),
+        Column("resolution_width", Integer, nullable=False, server_default="1920"),
+        Column("resolution_height", Integer, nullable=False, server_default="1080"),
         Column("deleted_at", DateTime(timezone=True), nullable=True),
         Column("synced_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     )
@@ -74,6 +76,8 @@ class ProjectView:
     name: str
     status: str
     version: int
+    resolution_width: int = 1920
+    resolution_height: int = 1080
 
     def readable_by(self, principal: Principal) -> bool:
         return self.is_public or self.owner_id == principal.user_id
@@ -102,6 +106,8 @@ class ProjectDirectory:
             "name": data.name,
             "status": data.status,
             "version": data.version,
+            "resolution_width": data.resolution_width,
+            "resolution_height": data.resolution_height,
         }
         statement = insert(self.table).values(**values)
         excluded = statement.excluded
@@ -167,7 +173,16 @@ class ProjectDirectory:
                 return None
         if row.deleted_at is not None:
             return None
-        return ProjectView(row.id, row.owner_id, row.is_public, row.name, row.status, row.version)
+        return ProjectView(
+            row.id,
+            row.owner_id,
+            row.is_public,
+            row.name,
+            row.status,
+            row.version,
+            row.resolution_width,
+            row.resolution_height,
+        )
 
     async def _row(self, session: AsyncSession, project_id: uuid.UUID, *, lock: bool) -> Any:
         statement = select(self.table).where(self.table.c.id == project_id)
@@ -205,4 +220,6 @@ class ProjectDirectory:
             name=body["name"],
             status=body["status"],
             version=body["version"],
+            resolution_width=body["resolution_width"],
+            resolution_height=body["resolution_height"],
         )

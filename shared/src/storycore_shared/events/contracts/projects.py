@@ -19,6 +19,8 @@ class ProjectState(EventData):
     is_public: bool
     status: str
     version: int
+    resolution_width: int = 1920
+    resolution_height: int = 1080
 
 
 class ProjectCreated(ProjectState):

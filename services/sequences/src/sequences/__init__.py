@@ -1,0 +1,1 @@
+"""StoryCore sequences service: storyboard generation jobs and their worker."""
