@@ -7,6 +7,7 @@ token --user <uuid>                     a valid access token, for scripts
 migrate                                 run every service's migrations
 republish --service S --since T [--until T]
 test [pytest args]                      lint, types, import boundaries, then every test
+bench [name ...]                        the benchmarks under benchmarks/, printing figures
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import importlib
 import json
 import os
 import signal
+import subprocess
 import sys
 import threading
 import uuid
@@ -207,6 +209,16 @@ def cmd_test(args: argparse.Namespace) -> int:
     return run_checks(args.pytest_args)
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    scripts = sorted((REPO_ROOT / "benchmarks").glob("*.py"))
+    chosen = [s for s in scripts if not args.names or s.stem in args.names]
+    failed = 0
+    for script in chosen:
+        print(f"== {script.stem}", flush=True)
+        failed |= subprocess.run([sys.executable, str(script)], check=False).returncode
+    return failed
+
+
 def _timestamp(value: str) -> datetime:
     parsed = datetime.fromisoformat(value)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
@@ -238,6 +250,9 @@ def main(argv: list[str] | None = None) -> None:
     rep.add_argument("--since", required=True, type=_timestamp)
     rep.add_argument("--until", type=_timestamp, default=datetime.now(UTC))
     rep.set_defaults(func=cmd_republish)
+    bench = sub.add_parser("bench", help="run the benchmarks in benchmarks/ (prints figures)")
+    bench.add_argument("names", nargs="*", help="only these (file names without .py)")
+    bench.set_defaults(func=cmd_bench)
     test = sub.add_parser("test", help="lint, types, boundaries and the whole test suite")
     test.set_defaults(func=cmd_test)
     args, extra = parser.parse_known_args(argv)

@@ -99,6 +99,7 @@ class Stack:
         self.replicas: dict[str, list[Replica]] = {}
         self.traefik: ManagedProcess | None = None
         self.workers: dict[str, list[ManagedProcess]] = {}
+        self._alive_files: dict[str, Path] = {}
         self.role_passwords: dict[str, str] = {}
         self.internal_token = ""
         self.started_in: float = 0.0
@@ -184,24 +185,31 @@ class Stack:
     def _worker(self, service: ServiceEntry, index: int) -> ManagedProcess:
         assert service.worker is not None
         name = f"{service.name}-worker.{index}"
-        log_file = self.log_dir / f"{name}.log"
-        log_file.unlink(missing_ok=True)
+        # The worker touches this file while its fetch loop runs: readiness that does not
+        # depend on the log level.
+        alive = self.data_dir / "run" / f"{name}.alive"
+        alive.parent.mkdir(parents=True, exist_ok=True)
+        alive.unlink(missing_ok=True)
+        self._alive_files[name] = alive
+        env = {
+            **self.service_env(service),
+            f"{env_prefix(service.name)}WORKER_ALIVE_FILE": str(alive),
+        }
         return ManagedProcess(
             name,
             [sys.executable, "-m", service.worker],
-            env=self.service_env(service),
-            log_file=log_file,
+            env=env,
+            log_file=self.log_dir / f"{name}.log",
             sink=self.config.sink,
         ).start()
 
     def _wait_worker(self, process: ManagedProcess) -> None:
-        assert process.log_file is not None
-        log_file = process.log_file
+        alive = self._alive_files[process.name]
 
         def ready() -> bool:
             if not process.running():
-                raise RuntimeError(f"{process.name} exited during start-up; see {log_file}")
-            return log_file.exists() and "worker.ready" in log_file.read_text()
+                raise RuntimeError(f"{process.name} exited during start-up; see its log")
+            return alive.exists()
 
         wait_until(ready, timeout=self.config.ready_timeout, what=process.name, interval=0.1)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 import time
@@ -53,7 +54,8 @@ from storycore_shared.logs import configure_logging
 logger = logging.getLogger("sequences.worker")
 
 CONSUMER = "sequences-worker"
-ALIVE_FILE = Path("/tmp/sequences-worker.alive")
+# Touched while the fetch loop runs: the container healthcheck and the dev stack read it.
+ALIVE_FILE = Path(os.environ.get("SEQUENCES_WORKER_ALIVE_FILE", "/tmp/sequences-worker.alive"))
 MAX_INFRA_RETRIES = 5
 
 
