@@ -46,7 +46,7 @@ def mock_plan(request: PlanRequest) -> list[PlannedShot]:
         prompt = sentence if not extras else f"{sentence} ({extras})"
         shots.append(
             PlannedShot(
-                name=f"{i + 1}. {name}",
+                name=name,
                 prompt=prompt[:2000],
                 shot_type=shot_type,
                 framing=_MOCK_FRAMINGS[i % len(_MOCK_FRAMINGS)],
