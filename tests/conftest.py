@@ -59,6 +59,7 @@ def stack(
             "STORYCORE_CORS_ORIGINS": ALLOWED_ORIGIN,
             "STORYCORE_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
             "STORYCORE_LOG_LEVEL": "INFO",
+            "STORYCORE_DATABASE_TIMEOUT_SECONDS": "2",
             "LLM_DEFAULT_PROVIDER": "mock",
             "LLM_OLLAMA_URL": fake_llms["ollama"].url,
             "LLM_OPENAI_URL": fake_llms["openai"].url,

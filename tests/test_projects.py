@@ -36,7 +36,7 @@ async def project_events(nats_url: str, project_id: str, count: int) -> list[Clo
                 while True:
                     try:
                         batch = await sub.fetch(200, timeout=0.5)
-                    except nats.errors.TimeoutError:
+                    except TimeoutError:  # nats' own TimeoutError subclasses it; fetch raises both
                         break
                     for msg in batch:
                         event = CloudEvent.model_validate_json(msg.data)

@@ -82,7 +82,7 @@ async def _created_events_of(nats_url: str, owner: str, expected: int) -> list[s
         async def all_arrived() -> bool:
             try:
                 batch = await sub.fetch(100, timeout=0.5)
-            except nats.errors.TimeoutError:
+            except TimeoutError:  # nats' own TimeoutError subclasses it; fetch raises both
                 return len(seen) >= expected
             for msg in batch:
                 event = CloudEvent.model_validate_json(msg.data)
@@ -101,7 +101,7 @@ async def _created_events_of(nats_url: str, owner: str, expected: int) -> list[s
                         seen.append(event.data["id"])
                     await msg.ack()
 
-        with pytest.raises(nats.errors.TimeoutError):
+        with pytest.raises(TimeoutError):
             await drain()
         await js.delete_consumer("PROJECTS", durable)
         return seen

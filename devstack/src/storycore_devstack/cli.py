@@ -210,7 +210,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    scripts = sorted((REPO_ROOT / "benchmarks").glob("*.py"))
+    scripts = sorted((REPO_ROOT / "benchmarks").glob("*_bench.py"))
     chosen = [s for s in scripts if not args.names or s.stem in args.names]
     failed = 0
     for script in chosen:

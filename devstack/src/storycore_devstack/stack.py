@@ -40,6 +40,7 @@ from storycore_shared.infra.servers import EmbeddedNats, EmbeddedPostgres, wheel
 from storycore_shared.migrations import migrate
 
 DATABASE_NAME = "storycore"
+GATEWAY_RESPONSE_TIMEOUT = "90s"  # above the LLM providers' default 60 s
 
 
 def env_prefix(service: str) -> str:
@@ -362,6 +363,13 @@ class Stack:
             },
             "providers": {"file": {"directory": str(dynamic_dir), "watch": True}},
             "ping": {"entryPoint": self.table.entrypoint},
+            # Traefik waits forever for a backend's headers unless told otherwise.
+            "serversTransport": {
+                "forwardingTimeouts": {
+                    "dialTimeout": "5s",
+                    "responseHeaderTimeout": GATEWAY_RESPONSE_TIMEOUT,
+                }
+            },
             "log": {"level": "ERROR"},
         }
         (gateway_dir / "traefik.yml").write_text(yaml.safe_dump(static, sort_keys=False))

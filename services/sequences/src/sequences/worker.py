@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import nats.errors
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import BadRequestError
@@ -119,7 +118,7 @@ class Worker:
                     _touch_alive()
                     try:
                         messages = await sub.fetch(1, timeout=1.0)
-                    except nats.errors.TimeoutError:
+                    except TimeoutError:  # nats' own TimeoutError subclasses it; fetch raises both
                         continue
                     for msg in messages:
                         await self.handle(msg)

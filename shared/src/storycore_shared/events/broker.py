@@ -58,7 +58,7 @@ class Broker:
             except Exception as exc:
                 logger.warning("nats.connect_failed", extra={"error": repr(exc), "retry_in": delay})
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, 2.0)
                 continue
             logger.info("nats.connected")
             self._ready.set()

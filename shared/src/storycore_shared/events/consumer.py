@@ -26,7 +26,6 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-import nats.errors
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import BadRequestError
@@ -67,7 +66,9 @@ class EventConsumer:
         tables: EventTables,
         broker: Broker,
         max_deliver: int = 5,
-        ack_wait: float = 30.0,
+        # Handlers are short transactions; after a crash, unacknowledged messages come back
+        # this soon.
+        ack_wait: float = 10.0,
         batch_size: int = 50,
         fetch_timeout: float = 2.0,
         stall_after: float = 30.0,
@@ -167,7 +168,7 @@ class EventConsumer:
                     self._last_progress = time.monotonic()
                     try:
                         messages = await sub.fetch(self.batch_size, timeout=self.fetch_timeout)
-                    except nats.errors.TimeoutError:
+                    except TimeoutError:  # nats' own TimeoutError subclasses it; fetch raises both
                         continue
                     for msg in messages:
                         await self._handle(msg)
@@ -183,7 +184,7 @@ class EventConsumer:
                 )
                 self._last_progress = time.monotonic()
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, 2.0)  # back within seconds of an outage
 
     # -- one message -----------------------------------------------------------------------
 

@@ -91,7 +91,7 @@ class OutboxRelay:
                 self.last_error = repr(exc)
                 logger.warning("outbox.relay.failed", extra={"error": repr(exc), "retry_in": delay})
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, 2.0)
 
     async def _lead(self) -> None:
         conn: asyncpg.Connection = await asyncpg.connect(self.dsn, timeout=5)

@@ -23,8 +23,12 @@ import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from storycore_shared.infra.servers import EmbeddedPostgres
 
 
 def docker_available() -> bool:
@@ -66,22 +70,30 @@ def infra_stack() -> Iterator[ExitStack]:
 
 
 @pytest.fixture(scope="session")
-def postgres_admin_url(infra_dir: Path, infra_stack: ExitStack) -> str:
-    """A superuser URL of a real Postgres 16."""
-    if url := os.environ.get("STORYCORE_TEST_DATABASE_URL"):
-        return url
-    if docker_available():
-        from testcontainers.postgres import PostgresContainer
-
-        container = infra_stack.enter_context(PostgresContainer("postgres:16", driver=None))
-        return str(container.get_connection_url())
+def postgres_server(infra_dir: Path, infra_stack: ExitStack) -> EmbeddedPostgres | None:
+    """The embedded Postgres when the tests run one (fault tests restart it), else None."""
+    if os.environ.get("STORYCORE_TEST_DATABASE_URL") or docker_available():
+        return None
     from storycore_shared.infra.servers import EmbeddedPostgres
 
     server = EmbeddedPostgres(
         infra_dir / "postgres", durable=False, log_file=infra_dir / "postgres.log"
     ).start()
     infra_stack.callback(server.stop)
-    return server.admin_url
+    return server
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url(postgres_server: EmbeddedPostgres | None, infra_stack: ExitStack) -> str:
+    """A superuser URL of a real Postgres 16."""
+    if url := os.environ.get("STORYCORE_TEST_DATABASE_URL"):
+        return url
+    if postgres_server is not None:
+        return postgres_server.admin_url
+    from testcontainers.postgres import PostgresContainer
+
+    container = infra_stack.enter_context(PostgresContainer("postgres:16", driver=None))
+    return str(container.get_connection_url())
 
 
 @pytest.fixture(scope="session")
