@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Header, Query
 
-from storycore_shared.errors import Unprocessable
+from storycore_shared.errors import Unprocessable, VersionConflict
 
 _ETAG = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
 
@@ -29,6 +29,15 @@ def expected_version(body_version: int | None, if_match: str | None) -> int | No
     if body_version is not None and body_version != header_version:
         raise Unprocessable("The body's version and If-Match disagree.")
     return header_version
+
+
+def check_version(kind: str, current: int, expected: int | None) -> None:
+    """409 ``version_conflict`` when the caller read an older ``version`` than the stored one."""
+    if expected is not None and expected != current:
+        raise VersionConflict(
+            f"The {kind} is at version {current}, not {expected}; reload and retry.",
+            extra={"current_version": current},
+        )
 
 
 def etag(version: int) -> str:

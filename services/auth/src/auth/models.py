@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import DateTime
 from sqlmodel import Field, SQLModel
 
-from storycore_shared.db import schema_registry
+from storycore_shared.db import schema_registry, utcnow
 from storycore_shared.events.tables import EventTables
 
 SCHEMA = "auth"
@@ -17,10 +17,6 @@ class Base(SQLModel, registry=schema_registry(SCHEMA)):
 
 
 event_tables = EventTables.on(Base.metadata)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class User(Base, table=True):

@@ -24,9 +24,10 @@ from auth.errors import (
     UserNotFound,
 )
 from auth.keys import KeyRing
-from auth.models import RefreshToken, User, event_tables, utcnow
+from auth.models import RefreshToken, User, event_tables
 from auth.schemas import LoginRequest, TokenPair, UserCreate
 from storycore_shared.auth import Principal
+from storycore_shared.db import utcnow
 from storycore_shared.events.contracts.auth import UserRegistered
 from storycore_shared.events.outbox import add_event
 

@@ -11,7 +11,6 @@ from locations.service import Locations, delete_project_locations
 from storycore_shared.app import Runtime, ServiceSpec, create_service_app
 from storycore_shared.events.consumer import EventConsumer
 from storycore_shared.events.contracts import locations as location_events
-from storycore_shared.events.contracts import projects as project_events
 from storycore_shared.replicas.projects import ProjectDirectory
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -23,13 +22,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def consumers(runtime: Runtime) -> list[EventConsumer]:
         return [
-            EventConsumer(
-                name="locations-projects",
-                stream=project_events.STREAM,
-                handlers=directory.handlers(on_deleted=delete_project_locations),
-                sessionmaker=runtime.sessionmaker,
-                tables=event_tables,
-                broker=runtime.broker,
+            directory.consumer(
+                runtime, name="locations-projects", on_deleted=delete_project_locations
             )
         ]
 

@@ -13,10 +13,10 @@ from locations.errors import (
     ProjectNotFound,
     ProjectReadOnly,
 )
-from locations.models import Location, event_tables, utcnow
+from locations.models import Location, event_tables
 from locations.schemas import LocationCreate, LocationUpdate
 from storycore_shared.auth import Principal
-from storycore_shared.errors import VersionConflict
+from storycore_shared.db import utcnow
 from storycore_shared.events.contracts.locations import (
     LocationCreated,
     LocationDeleted,
@@ -24,6 +24,7 @@ from storycore_shared.events.contracts.locations import (
 )
 from storycore_shared.events.contracts.projects import ProjectDeleted
 from storycore_shared.events.outbox import add_event
+from storycore_shared.http import check_version
 from storycore_shared.replicas.projects import ProjectDirectory
 
 SOURCE = "locations"
@@ -136,11 +137,7 @@ class Locations:
         authorization: str | None,
     ) -> Location:
         location = await self._get(session, principal, location_id, authorization, write=True)
-        if expected_version is not None and expected_version != location.version:
-            raise VersionConflict(
-                f"The location is at version {location.version}, not {expected_version}.",
-                extra={"current_version": location.version},
-            )
+        check_version("location", location.version, expected_version)
         changes = data.changes()
         if not changes:
             return location

@@ -1,14 +1,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Column, DateTime, Index, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-from storycore_shared.db import schema_registry
+from storycore_shared.db import schema_registry, utcnow
 from storycore_shared.events.tables import EventTables
 
 SCHEMA = "projects"
@@ -19,10 +19,6 @@ class Base(SQLModel, registry=schema_registry(SCHEMA)):
 
 
 event_tables = EventTables.on(Base.metadata)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Project(Base, table=True):

@@ -8,16 +8,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from projects import repository
 from projects.errors import ProjectNotFound, ProjectReadOnly
-from projects.models import Project, event_tables, utcnow
+from projects.models import Project, event_tables
 from projects.schemas import ProjectCreate, ProjectUpdate
 from storycore_shared.auth import Principal
-from storycore_shared.errors import VersionConflict
+from storycore_shared.db import utcnow
 from storycore_shared.events.contracts.projects import (
     ProjectCreated,
     ProjectDeleted,
     ProjectUpdated,
 )
 from storycore_shared.events.outbox import add_event
+from storycore_shared.http import check_version
 
 SOURCE = "projects"
 
@@ -73,14 +74,6 @@ async def _get_writable(
     return project
 
 
-def _check_version(project: Project, expected: int | None) -> None:
-    if expected is not None and expected != project.version:
-        raise VersionConflict(
-            f"The project is at version {project.version}, not {expected}; reload and retry.",
-            extra={"current_version": project.version},
-        )
-
-
 async def update_project(
     session: AsyncSession,
     *,
@@ -90,7 +83,7 @@ async def update_project(
     expected_version: int | None,
 ) -> Project:
     project = await _get_writable(session, principal=principal, project_id=project_id)
-    _check_version(project, expected_version)
+    check_version("project", project.version, expected_version)
     changes = data.changes()
     if not changes:  # nothing to write: no new version, no event
         return project
@@ -118,7 +111,7 @@ async def delete_project(
     expected_version: int | None,
 ) -> None:
     project = await _get_writable(session, principal=principal, project_id=project_id)
-    _check_version(project, expected_version)
+    check_version("project", project.version, expected_version)
     await repository.delete(session, project)
     await add_event(
         session,

@@ -10,7 +10,6 @@ from sequences.routes import StreamSlots, router
 from sequences.service import Sequences
 from storycore_shared.app import Runtime, ServiceSpec, create_service_app
 from storycore_shared.events.consumer import EventConsumer
-from storycore_shared.events.contracts import projects as project_events
 from storycore_shared.events.contracts import sequences as sequence_events
 from storycore_shared.ratelimit import RateLimiter
 from storycore_shared.replicas.projects import ProjectDirectory
@@ -27,16 +26,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     directory = ProjectDirectory(project_replica, settings.PROJECTS_URL)
 
     def consumers(runtime: Runtime) -> list[EventConsumer]:
-        return [
-            EventConsumer(
-                name="sequences-projects",
-                stream=project_events.STREAM,
-                handlers=directory.handlers(on_deleted=_no_cascade),
-                sessionmaker=runtime.sessionmaker,
-                tables=event_tables,
-                broker=runtime.broker,
-            )
-        ]
+        return [directory.consumer(runtime, name="sequences-projects", on_deleted=_no_cascade)]
 
     async def on_startup(app: FastAPI, _: Runtime) -> None:
         app.state.settings = settings

@@ -1,14 +1,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import DateTime, Index, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-from storycore_shared.db import schema_registry
+from storycore_shared.db import schema_registry, utcnow
 from storycore_shared.events.tables import EventTables
 from storycore_shared.ratelimit import rate_limit_table
 from storycore_shared.replicas.projects import project_replica_table
@@ -25,10 +25,6 @@ project_replica = project_replica_table(Base.metadata)
 rate_limits = rate_limit_table(Base.metadata)
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Job(Base, table=True):

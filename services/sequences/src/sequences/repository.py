@@ -10,7 +10,8 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from sequences.models import Job, JobEvent, StreamTicket, utcnow
+from sequences.models import Job, JobEvent, StreamTicket
+from storycore_shared.db import utcnow
 
 
 async def get(session: AsyncSession, job_id: uuid.UUID) -> Job | None:

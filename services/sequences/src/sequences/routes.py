@@ -13,7 +13,7 @@ from sse_starlette.sse import EventSourceResponse
 from sequences import repository
 from sequences.errors import InvalidTicket, KeyframeNotFound
 from sequences.keyframes import bucket, keyframe_key, read
-from sequences.models import TERMINAL, utcnow
+from sequences.models import TERMINAL
 from sequences.schemas import (
     GenerateRequest,
     JobPublic,
@@ -25,7 +25,7 @@ from sequences.schemas import (
 from sequences.service import Sequences, public, ticket_hash
 from storycore_shared.app import Runtime
 from storycore_shared.auth import Principal, PrincipalDep, TokenVerifier
-from storycore_shared.db import SessionDep, transaction
+from storycore_shared.db import SessionDep, transaction, utcnow
 from storycore_shared.errors import ServiceUnavailable, Unauthorized
 from storycore_shared.events.contracts.sequences import progress_subject
 from storycore_shared.http import Page, PageSize, RawAuthorization

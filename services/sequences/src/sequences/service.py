@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sequences import repository
 from sequences.config import Settings
 from sequences.errors import JobNotCancellable, JobNotFound, ProjectNotFound, ResultNotReady
-from sequences.models import Job, JobEvent, StreamTicket, event_tables, utcnow
+from sequences.models import Job, JobEvent, StreamTicket, event_tables
 from sequences.schemas import GenerateRequest, JobPublic
 from storycore_shared.auth import Principal
+from storycore_shared.db import utcnow
 from storycore_shared.errors import ServiceUnavailable
 from storycore_shared.events.contracts.sequences import SequenceCancelled, SequenceRequested
 from storycore_shared.events.outbox import add_event

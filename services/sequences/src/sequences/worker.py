@@ -33,10 +33,10 @@ from sequences import repository
 from sequences.config import Settings
 from sequences.errors import JobFailure
 from sequences.keyframes import bucket, exists, keyframe_key, keyframe_url
-from sequences.models import SCHEMA, TERMINAL, Job, event_tables, utcnow
+from sequences.models import SCHEMA, TERMINAL, Job, event_tables
 from sequences.rendering import BuiltinBackend, ComfyUIBackend, Frame
 from storycore_shared.contracts.planning import Plan, PlannedShot, PlanRequest
-from storycore_shared.db import create_engine, create_sessionmaker, transaction
+from storycore_shared.db import create_engine, create_sessionmaker, transaction, utcnow
 from storycore_shared.events.broker import Broker, ensure_stream
 from storycore_shared.events.contracts import sequences as sequence_events
 from storycore_shared.events.contracts.sequences import (

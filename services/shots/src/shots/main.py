@@ -10,7 +10,6 @@ from shots.routes import router
 from shots.service import Shots, create_generated_shots, delete_project_shots
 from storycore_shared.app import Runtime, ServiceSpec, create_service_app
 from storycore_shared.events.consumer import EventConsumer
-from storycore_shared.events.contracts import projects as project_events
 from storycore_shared.events.contracts import sequences as sequence_events
 from storycore_shared.events.contracts import shots as shot_events
 from storycore_shared.events.contracts.sequences import SequenceGenerated
@@ -25,14 +24,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def consumers(runtime: Runtime) -> list[EventConsumer]:
         return [
-            EventConsumer(
-                name="shots-projects",
-                stream=project_events.STREAM,
-                handlers=directory.handlers(on_deleted=delete_project_shots),
-                sessionmaker=runtime.sessionmaker,
-                tables=event_tables,
-                broker=runtime.broker,
-            ),
+            directory.consumer(runtime, name="shots-projects", on_deleted=delete_project_shots),
             EventConsumer(
                 name="shots-sequences",
                 stream=sequence_events.STREAM,

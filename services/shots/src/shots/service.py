@@ -11,10 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shots import repository
 from shots.errors import InvalidShotOrder, ProjectNotFound, ProjectReadOnly, ShotNotFound
-from shots.models import Shot, event_tables, project_replica, utcnow
+from shots.models import Shot, event_tables, project_replica
 from shots.schemas import ShotCreate, ShotUpdate
 from storycore_shared.auth import Principal
-from storycore_shared.errors import VersionConflict
+from storycore_shared.db import utcnow
 from storycore_shared.events.contracts.projects import ProjectDeleted
 from storycore_shared.events.contracts.sequences import SequenceGenerated
 from storycore_shared.events.contracts.shots import (
@@ -25,6 +25,7 @@ from storycore_shared.events.contracts.shots import (
     ShotUpdated,
 )
 from storycore_shared.events.outbox import add_event
+from storycore_shared.http import check_version
 from storycore_shared.replicas.projects import ProjectDirectory, ProjectView
 
 SOURCE = "shots"
@@ -41,14 +42,6 @@ def _state(shot: Shot) -> dict[str, object]:
         "framing": shot.framing,
         "version": shot.version,
     }
-
-
-def _check_version(shot: Shot, expected: int | None) -> None:
-    if expected is not None and expected != shot.version:
-        raise VersionConflict(
-            f"The shot is at version {shot.version}, not {expected}; reload and retry.",
-            extra={"current_version": shot.version},
-        )
 
 
 class Shots:
@@ -147,7 +140,7 @@ class Shots:
         authorization: str | None,
     ) -> Shot:
         shot = await self._shot(session, principal, shot_id, authorization, write=True)
-        _check_version(shot, expected_version)
+        check_version("shot", shot.version, expected_version)
         changes = data.changes()
         if not changes:
             return shot
@@ -175,7 +168,7 @@ class Shots:
         authorization: str | None,
     ) -> None:
         shot = await self._shot(session, principal, shot_id, authorization, write=True)
-        _check_version(shot, expected_version)
+        check_version("shot", shot.version, expected_version)
         await session.delete(shot)
         await session.flush()
         await add_event(

@@ -21,7 +21,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from sqlalchemy import (
@@ -41,12 +41,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storycore_shared.auth import Principal
 from storycore_shared.errors import ServiceUnavailable, UpstreamError, UpstreamTimeout
+from storycore_shared.events.consumer import EventConsumer
+from storycore_shared.events.contracts import projects as project_events
 from storycore_shared.events.contracts.projects import (
     ProjectCreated,
     ProjectDeleted,
     ProjectState,
     ProjectUpdated,
 )
+
+if TYPE_CHECKING:
+    from storycore_shared.app import Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +151,17 @@ class ProjectDirectory:
             await on_deleted(session, data)
 
         return {ProjectCreated: self.apply, ProjectUpdated: self.apply, ProjectDeleted: deleted}
+
+    def consumer(self, runtime: Runtime, *, name: str, on_deleted: Cascade) -> EventConsumer:
+        """The durable consumer that keeps this replica (and runs the service's cascade)."""
+        return EventConsumer(
+            name=name,
+            stream=project_events.STREAM,
+            handlers=self.handlers(on_deleted),
+            sessionmaker=runtime.sessionmaker,
+            tables=runtime.tables,
+            broker=runtime.broker,
+        )
 
     # -- lookups -----------------------------------------------------------------------------
 

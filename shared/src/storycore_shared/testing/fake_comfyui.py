@@ -10,12 +10,9 @@ workflow (HTTP 400 with ``error`` and ``node_errors``). ``stop()``/``start()`` k
 from __future__ import annotations
 
 import io
-import threading
-import time
 import uuid
 from typing import Any
 
-import uvicorn
 from PIL import Image
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -23,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from storycore_shared.infra.processes import free_port
+from storycore_shared.testing.http_server import BackgroundServer
 
 
 class FakeComfyUI:
@@ -31,15 +29,14 @@ class FakeComfyUI:
         self.prompts: dict[str, dict[str, Any]] = {}
         self.polls: dict[str, int] = {}
         self.images: dict[str, bytes] = {}
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server: BackgroundServer | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> FakeComfyUI:
-        app = Starlette(
+    def _app(self) -> Starlette:
+        return Starlette(
             routes=[
                 Route("/prompt", self._prompt, methods=["POST"]),
                 Route("/history/{prompt_id}", self._history),
@@ -47,28 +44,14 @@ class FakeComfyUI:
                 Route("/system_stats", self._stats),
             ]
         )
-        config = uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=self.port,
-            log_level="warning",
-            lifespan="off",
-            timeout_graceful_shutdown=1,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise TimeoutError("fake ComfyUI did not start")
-            time.sleep(0.02)
+
+    def start(self) -> FakeComfyUI:
+        self._server = BackgroundServer(self._app(), self.port).start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(10)
+        if self._server is not None:
+            self._server.stop()
             self._server = None
 
     @staticmethod

@@ -16,18 +16,16 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import threading
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from storycore_shared.infra.processes import free_port
+from storycore_shared.testing.http_server import BackgroundServer
 
 API_KEY = "test-key"
 # Longer than any client timeout the tests configure.
@@ -87,8 +85,7 @@ class FakeLLMServer:
         self.port = port or free_port()
         self.requests: list[dict[str, Any]] = []
         self._seen: set[str] = set()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server: BackgroundServer | None = None
 
     @property
     def url(self) -> str:
@@ -97,28 +94,12 @@ class FakeLLMServer:
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> FakeLLMServer:
-        config = uvicorn.Config(
-            self._app(),
-            host="127.0.0.1",
-            port=self.port,
-            log_level="warning",
-            lifespan="off",
-            timeout_graceful_shutdown=1,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"fake {self.kind} did not start")
-            time.sleep(0.02)
+        self._server = BackgroundServer(self._app(), self.port).start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(10)
+        if self._server is not None:
+            self._server.stop()
             self._server = None
 
     # -- behaviour -------------------------------------------------------------------------
