@@ -7,7 +7,6 @@ import asyncio
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -324,4 +323,3 @@ def test_republish_resends_a_time_range_and_consumers_ignore_the_copies(
     assert _applied(api, user, pid) == 5
     ready = httpx.get(f"{stack.replicas['projects'][0].url}/readyz", timeout=5).json()
     assert ready["checks"]["database"]["dead_letters"] == 0
-    assert uuid.UUID(pid)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import time
@@ -376,7 +375,6 @@ async def test_streams_past_the_cap_get_503(stack: Stack, make_user: Any):
             for stream in opened:
                 await stream.__aexit__(None, None, None)
             await client.post(f"/api/sequences/{job}/cancel", headers=user.headers)
-    await asyncio.sleep(0)
 
 
 @pytest.mark.parametrize(

@@ -235,7 +235,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start the whole suite")
-    up.add_argument("--port", type=int, default=8080)
+    up.add_argument(
+        "--port",
+        type=int,
+        default=load_route_table().port,
+        help="the gateway port (default: gateway/routes.toml)",
+    )
     up.add_argument("--scale", action="append", default=[], metavar="SERVICE=N")
     up.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop a running stack").set_defaults(func=cmd_down)

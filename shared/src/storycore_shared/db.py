@@ -149,8 +149,3 @@ async def provision_service_role(admin_dsn: str, role: str, password: str) -> No
         await conn.execute("revoke create on schema public from public")
     finally:
         await conn.close()
-
-
-async def ping(engine: AsyncEngine) -> None:
-    async with engine.connect() as conn:
-        await conn.exec_driver_sql("select 1")

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, Response, status
+from nats.js.object_store import ObjectStore
 from sse_starlette.sse import EventSourceResponse
 
 from sequences import repository
@@ -141,16 +142,25 @@ async def get_keyframe(
     job = await sequences.owned(session, principal, job_id)
     if not 0 <= index < job.shot_count:
         raise KeyframeNotFound(f"Job {job_id} has no keyframe {index}.")
-    runtime: Runtime = request.app.state.runtime
-    store = await bucket(
-        await runtime.broker.jetstream(), request.app.state.settings.KEYFRAME_BUCKET
-    )
+    store = await _keyframe_store(request)
     data = await read(store, keyframe_key(job_id, index))
     if data is None:
         raise KeyframeNotFound(f"Keyframe {index} of job {job_id} is not rendered (yet).")
     return Response(
         data, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"}
     )
+
+
+async def _keyframe_store(request: Request) -> ObjectStore:
+    """The bucket handle, looked up once per process rather than once per request."""
+    store: ObjectStore | None = getattr(request.app.state, "keyframe_store", None)
+    if store is None:
+        runtime: Runtime = request.app.state.runtime
+        store = await bucket(
+            await runtime.broker.jetstream(), request.app.state.settings.KEYFRAME_BUCKET
+        )
+        request.app.state.keyframe_store = store
+    return store
 
 
 @router.post("/{job_id}/stream-ticket")
