@@ -18,9 +18,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
-# shared first, then every service found under services/, then the dev stack.
+# shared and the testkit first, then every service found under services/, then the dev stack.
 PACKAGES = [
     "shared[dev]",
+    "testkit",
     *sorted(str(p.parent.relative_to(ROOT)) for p in ROOT.glob("services/*/pyproject.toml")),
     "devstack",
 ]

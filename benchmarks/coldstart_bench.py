@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 
 from storycore_devstack.stack import Stack, StackConfig
-from storycore_shared.infra.processes import free_port
+from storycore_testkit.infra.processes import free_port
 
 RUNS = 2
 

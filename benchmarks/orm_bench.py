@@ -14,7 +14,7 @@ import httpx
 from harness import fmt, interleaved, load, new_user, stack
 
 from storycore_shared.db import asyncpg_dsn
-from storycore_shared.infra.processes import free_port
+from storycore_testkit.infra.processes import free_port
 
 REQUESTS = 3000
 CONCURRENCY = 32

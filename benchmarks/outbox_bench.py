@@ -25,7 +25,7 @@ from storycore_shared.events.contracts import EventData, StreamSpec
 from storycore_shared.events.outbox import add_event
 from storycore_shared.events.relay import OutboxRelay
 from storycore_shared.events.tables import EventTables
-from storycore_shared.infra.servers import EmbeddedNats, EmbeddedPostgres
+from storycore_testkit.infra.servers import EmbeddedNats, EmbeddedPostgres
 
 BATCH = 40
 ROUNDS = 5

@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 
 from storycore_devstack.stack import Stack, StackConfig
-from storycore_shared.infra.processes import free_port
+from storycore_testkit.infra.processes import free_port
 
 LATENCY_SAMPLES = 30
 JOBS_PER_RUN = 8

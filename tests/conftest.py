@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from storycore_devstack.stack import Stack, StackConfig
-from storycore_shared.infra.processes import free_port
-from storycore_shared.testing.fake_comfyui import FakeComfyUI
-from storycore_shared.testing.fake_llm import API_KEY, FakeLLMServer
+from storycore_testkit.fake_comfyui import FakeComfyUI
+from storycore_testkit.fake_llm import API_KEY, FakeLLMServer
+from storycore_testkit.infra.processes import free_port
 
 MAX_BODY_BYTES = 65536
 ALLOWED_ORIGIN = "http://localhost:5173"

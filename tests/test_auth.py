@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from storycore_devstack.stack import Stack
-from storycore_shared.testing.problems import assert_problem
+from storycore_testkit.problems import assert_problem
 
 ISSUER = "storycore-auth"
 AUDIENCE = "storycore"

@@ -1,19 +1,27 @@
-"""The dev stack's promises: scaling behind Traefik, and the token command for scripts."""
+"""The dev stack's promises: scaling behind Traefik, the token command for scripts, and
+supervision (a process that dies comes back on its port; a deliberate stop does not)."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 from storycore_devstack.stack import Stack, StackConfig
-from storycore_shared.infra.processes import free_port
+from storycore_devstack.supervisor import Backoff, Supervisor
+from storycore_testkit.infra.processes import ManagedProcess, free_port
+from storycore_testkit.polling import settle
 
 
 def _served(replica_url: str) -> float:
@@ -85,3 +93,201 @@ def test_token_command_mints_a_token_the_services_accept(stack: Stack, api: http
     bad = _token_command(stack, "not-a-uuid")
     assert bad.returncode != 0
     assert "UUID" in bad.stderr
+
+
+# -- supervision ----------------------------------------------------------------------------
+
+
+def _python(code: str) -> list[str]:
+    return [sys.executable, "-c", code]
+
+
+def test_supervisor_backs_off_and_leaves_deliberate_stops_alone(tmp_path: Path):
+    lines: list[str] = []
+    argv = {"now": _python("import sys; sys.exit(3)")}
+
+    def start() -> ManagedProcess:
+        return ManagedProcess("toy", argv["now"], log_file=tmp_path / "toy.log").start()
+
+    supervisor = Supervisor(
+        log=lines.append, backoff=Backoff(initial=0.05, cap=0.2, reset_after=30), interval=0.02
+    )
+    supervisor.watch("toy", start, start())
+    supervisor.start()
+    try:
+        settle(lambda: supervisor.snapshot()["toy"]["restarts"] >= 4, within=10, what="4 restarts")
+        process = supervisor.hold("toy")  # a deliberate stop from here on
+        assert process is not None
+        process.stop()
+        delays = [re.search(r"restarting in (\S+) s", line) for line in lines]
+        assert [float(m[1]) for m in delays if m][:4] == [0.05, 0.1, 0.2, 0.2]
+        assert lines[0] == "toy exited with 3; restarting in 0.05 s (restart 1)"
+        held = supervisor.snapshot()["toy"]
+        time.sleep(0.3)
+        assert supervisor.snapshot()["toy"] == held
+        assert held["state"] == "stopped"
+        assert held["last_exit"] == 3
+
+        argv["now"] = _python("import time; time.sleep(60)")
+        running = supervisor.release("toy")  # started by hand: not a restart
+        assert supervisor.snapshot()["toy"]["restarts"] == held["restarts"]
+        assert running.pid is not None
+        os.kill(running.pid, signal.SIGKILL)
+        settle(
+            lambda: supervisor.snapshot()["toy"]["restarts"] == held["restarts"] + 1,
+            within=5,
+            what="the crash seen",
+        )
+        # release() reset the backoff: this crash waits the initial delay again.
+        assert lines[-1].startswith("toy exited with -9; restarting in 0.05 s")
+        settle(
+            lambda: supervisor.snapshot()["toy"]["state"] == "running", within=5, what="restarted"
+        )
+    finally:
+        supervisor.stop()
+    restarted = supervisor.snapshot()["toy"]
+    last = supervisor.hold("toy")
+    assert last is not None
+    last.kill()  # after stop(): nothing restarts it
+    time.sleep(0.3)
+    assert supervisor.snapshot()["toy"]["restarts"] == restarted["restarts"]
+
+
+def test_a_dead_process_leaves_nothing_behind_in_its_group():
+    lines: list[str] = []
+    leader = ManagedProcess(
+        "leader",
+        _python(
+            "import subprocess, sys, time\n"
+            "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+            "print(child.pid, flush=True)\n"
+            "time.sleep(60)\n"
+        ),
+        sink=lambda _, line: lines.append(line),
+    ).start()
+    try:
+        settle(lambda: bool(lines), within=10, what="the child's pid")
+        child = psutil.Process(int(lines[0]))
+        assert leader.pid is not None
+        os.kill(leader.pid, signal.SIGKILL)  # the leader only, as `kill -9 <pid>` does
+        settle(lambda: leader.poll() is not None, within=5, what="the leader's exit")
+        assert leader.returncode == -signal.SIGKILL
+
+        def child_gone() -> bool:
+            try:
+                return child.status() == psutil.STATUS_ZOMBIE
+            except psutil.NoSuchProcess:
+                return True
+
+        settle(child_gone, within=5, what="the orphan killed with its group")
+    finally:
+        leader.kill()
+
+
+def _restarts(stack: Stack, name: str) -> int:
+    return int(stack.supervision()[name]["restarts"])
+
+
+def _supervisor_log(stack: Stack) -> str:
+    return (stack.log_dir / "supervisor.log").read_text()
+
+
+def test_a_killed_service_is_restarted_on_its_port_and_back_behind_the_gateway(
+    stack: Stack, api: httpx.Client, make_user: Any
+):
+    user = make_user()
+    replica = stack.replicas["projects"][0]
+    before = _restarts(stack, replica.name)
+    killed, port = replica.process, replica.port
+    assert killed is not None
+    assert killed.pid is not None
+    began = time.monotonic()
+    os.kill(killed.pid, signal.SIGKILL)
+    settle(
+        lambda: _restarts(stack, replica.name) == before + 1,
+        within=5,
+        what="the supervisor saw the crash",
+    )
+    # The old process is reaped by now: a 200 can only come from the restarted one.
+    settle(
+        lambda: api.get("/api/projects", headers=user.headers).status_code == 200,
+        within=10,
+        what="projects back behind the gateway",
+    )
+    took = time.monotonic() - began
+    assert took <= 10, f"projects was back after {took:.1f}s"
+    assert replica.process is not killed
+    assert replica.port == port  # Traefik's generated routes still point at it
+    seen = stack.supervision()[replica.name]
+    assert seen["state"] == "running"
+    assert seen["last_exit"] == -signal.SIGKILL
+    assert seen["pid"] == replica.process.pid != killed.pid
+    line = f"{replica.name} exited with -9; restarting in 0.5 s (restart {before + 1})"
+    assert line in _supervisor_log(stack)
+
+    # `status` reads what the running stack wrote under its data folder.
+    state = json.loads((stack.data_dir / "stack.json").read_text())
+    assert state["processes"][replica.name]["restarts"] == before + 1
+    shown = subprocess.run(
+        [sys.executable, "-m", "storycore_devstack", "--data-dir", str(stack.data_dir), "status"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    row = next(r for r in shown.stdout.splitlines() if r.startswith(f"{replica.name} "))
+    assert row.split()[2:] == ["running", str(before + 1), "-9"], shown.stdout
+
+
+def _job_status(api: httpx.Client, user: Any, job_id: str) -> dict[str, Any]:
+    return dict(api.get(f"/api/sequences/{job_id}/status", headers=user.headers).json())
+
+
+def test_a_worker_killed_mid_job_is_restarted_and_the_job_completes(
+    stack: Stack, api: httpx.Client, make_user: Any
+):
+    user = make_user()
+    project = api.post("/api/projects", headers=user.headers, json={"name": "supervised"})
+    assert project.status_code == 201, project.text
+    answer = api.post(
+        "/api/sequences/generate",
+        headers=user.headers,
+        json={
+            "project_id": project.json()["id"],
+            "prompt": "A lighthouse keeper sees a ship. The storm breaks. The lamp flares.",
+            "shot_count": 12,
+            "settings": {"image_backend": "comfyui"},
+        },
+    )
+    assert answer.status_code == 202, answer.text
+    job_id = answer.json()["job_id"]
+    settle(
+        lambda: _job_status(api, user, job_id)["progress"] >= 32,
+        within=30,
+        what="the job is rendering",
+    )
+    name = "sequences-worker.1"
+    before = _restarts(stack, name)
+    killed = stack.workers["sequences"][0]
+    assert killed.pid is not None
+    os.kill(killed.pid, signal.SIGKILL)
+    assert _job_status(api, user, job_id)["status"] == "processing"
+    settle(
+        lambda: (
+            stack.supervision()[name] | {"pid": None}
+            == {"pid": None, "state": "running", "restarts": before + 1, "last_exit": -9}
+        ),
+        within=5,
+        what="the worker restarted",
+    )
+    assert stack.workers["sequences"][0] is not killed
+    assert f"{name} exited with -9; restarting in" in _supervisor_log(stack)
+    final: dict[str, Any] = {}
+
+    def finished() -> bool:
+        final.update(_job_status(api, user, job_id))
+        return final["status"] in {"completed", "failed", "cancelled"}
+
+    settle(finished, within=60, what="the job finished with no manual step")
+    assert final["status"] == "completed", final
+    assert len(final["result"]["shots"]) == 12

@@ -18,10 +18,10 @@ import yaml
 from shots.models import event_tables as shot_event_tables
 from storycore_devstack.stack import Stack
 from storycore_shared.events.relay import republish
-from storycore_shared.infra.processes import free_port
-from storycore_shared.infra.servers import EmbeddedPostgres
-from storycore_shared.testing.polling import settle
-from storycore_shared.testing.problems import assert_problem
+from storycore_testkit.infra.processes import free_port
+from storycore_testkit.infra.servers import EmbeddedPostgres
+from storycore_testkit.polling import settle
+from storycore_testkit.problems import assert_problem
 
 BURST = 60
 

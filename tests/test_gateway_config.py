@@ -144,7 +144,10 @@ def test_middlewares_defined_once_and_sse_never_compressed():
     )
     rendered = re.sub(r"\{\{.*?\}\}", "1", rendered)
     middlewares = yaml.safe_load(rendered)["http"]["middlewares"]
-    assert "text/event-stream" in middlewares["compress"]["compress"]["excludedContentTypes"]
+    compressed = middlewares["compress"]["compress"]["includedContentTypes"]
+    assert "application/json" in compressed
+    # SSE must flow frame by frame, and media must keep Range: neither is ever compressed.
+    assert not {"text/event-stream", "image/png", "audio/wav", "video/mp4"} & set(compressed)
     assert middlewares["body-limit"]["buffering"]["maxRequestBodyBytes"] == 1
     used = {
         m.split("@")[0] for s in TABLE.services.values() for r in s.routes for m in r.middlewares

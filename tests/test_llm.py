@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from storycore_devstack.stack import Stack
-from storycore_shared.testing.fake_llm import FakeLLMServer
-from storycore_shared.testing.problems import assert_problem
+from storycore_testkit.fake_llm import FakeLLMServer
+from storycore_testkit.problems import assert_problem
 
 PROVIDERS = ["ollama", "openai", "anthropic"]
 

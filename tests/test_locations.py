@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from storycore_shared.testing.polling import settle
-from storycore_shared.testing.problems import assert_problem
+from storycore_testkit.polling import settle
+from storycore_testkit.problems import assert_problem
 
 
 def project(api: httpx.Client, user: Any) -> str:

@@ -12,8 +12,8 @@ import pytest
 
 from storycore_devstack.stack import Stack
 from storycore_shared.events.envelope import CloudEvent
-from storycore_shared.testing.polling import eventually
-from storycore_shared.testing.problems import assert_problem
+from storycore_testkit.polling import eventually
+from storycore_testkit.problems import assert_problem
 
 
 def create(api: httpx.Client, user: Any, **fields: Any) -> dict[str, Any]:

@@ -18,9 +18,9 @@ from projects.main import MIGRATIONS
 from storycore_devstack.stack import Stack, role_url
 from storycore_shared.db import asyncpg_dsn, provision_service_role
 from storycore_shared.events.envelope import CloudEvent
-from storycore_shared.infra.processes import free_port
-from storycore_shared.testing.polling import eventually, settle
-from storycore_shared.testing.problems import assert_problem
+from storycore_testkit.infra.processes import free_port
+from storycore_testkit.polling import eventually, settle
+from storycore_testkit.problems import assert_problem
 
 
 def test_stopped_service_answers_502_or_503_and_comes_back(

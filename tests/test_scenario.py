@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from storycore_shared.testing.problems import assert_problem
+from storycore_testkit.problems import assert_problem
 
 STORY = """Mara Quell keeps the lighthouse on Gull Island. Every night she climbs the stairs \
 and lights the lamp. Her brother Tomas runs the harbour café and worries about her.

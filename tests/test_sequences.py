@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from storycore_devstack.stack import Stack
-from storycore_shared.testing.fake_comfyui import FakeComfyUI
-from storycore_shared.testing.polling import settle
-from storycore_shared.testing.problems import assert_problem
+from storycore_testkit.fake_comfyui import FakeComfyUI
+from storycore_testkit.polling import settle
+from storycore_testkit.problems import assert_problem
 
 PROMPT = (
     "A lighthouse keeper sees a ship. The storm breaks over the cliff. She climbs the "
@@ -392,3 +392,40 @@ def test_bad_generate_requests_are_422(api: httpx.Client, make_user: Any, body: 
     pid = project(api, user)
     full = {"project_id": pid, "prompt": PROMPT, **body}
     assert_problem(api.post("/api/sequences/generate", json=full, headers=user.headers), 422)
+
+
+def test_keyframes_are_assets_with_ranges_etags_and_a_project_cascade(
+    api: httpx.Client, make_user: Any
+):
+    user = make_user()
+    pid = project(api, user)
+    job = generate(api, user, pid, shot_count=2)
+    wait_status(api, user, job["job_id"], {"completed"})
+    url = f"/api/sequences/{job['job_id']}/keyframes/1"
+
+    whole = api.get(url, headers=user.headers)
+    assert whole.status_code == 200
+    assert whole.headers["accept-ranges"] == "bytes"
+    size = len(whole.content)
+    head = api.get(url, headers={**user.headers, "Range": "bytes=0-7"})
+    assert head.status_code == 206
+    assert head.content == b"\x89PNG\r\n\x1a\n"
+    assert head.headers["content-range"] == f"bytes 0-7/{size}"
+    tail = api.get(url, headers={**user.headers, "Range": "bytes=-12"})
+    assert tail.content == whole.content[-12:]
+    assert_problem(
+        api.get(url, headers={**user.headers, "Range": f"bytes={size}-"}),
+        416,
+        "range_not_satisfiable",
+    )
+    etag = whole.headers["etag"]
+    assert api.get(url, headers={**user.headers, "If-None-Match": etag}).status_code == 304
+
+    assert api.delete(f"/api/projects/{pid}", headers=user.headers).status_code == 204
+
+    def keyframe_gone() -> bool:
+        return api.get(url, headers=user.headers).status_code == 404
+
+    settle(keyframe_gone, within=10, what="project.deleted removed the keyframes")
+    # The job stays, as the record of the work done.
+    assert status(api, user, job["job_id"])["status"] == "completed"

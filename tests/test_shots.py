@@ -13,8 +13,8 @@ import pytest
 from storycore_devstack.stack import Stack
 from storycore_shared.events.contracts.projects import ProjectCreated
 from storycore_shared.events.envelope import CloudEvent
-from storycore_shared.testing.polling import settle
-from storycore_shared.testing.problems import assert_problem
+from storycore_testkit.polling import settle
+from storycore_testkit.problems import assert_problem
 
 
 def project(api: httpx.Client, user: Any, **fields: Any) -> str:

@@ -20,7 +20,7 @@ from storycore_shared.events.consumer import EventConsumer
 from storycore_shared.events.envelope import CloudEvent
 from storycore_shared.events.outbox import add_event
 from storycore_shared.events.relay import OutboxRelay
-from storycore_shared.testing.polling import eventually
+from storycore_testkit.polling import eventually
 
 
 async def write_events(kit: Any, count: int, *, start: int = 0) -> list[str]:
@@ -266,7 +266,7 @@ async def _at_least(kit: Any, count: int) -> bool:
 
 
 async def test_consumer_resumes_after_nats_restart(kit: Any, infra_dir: Path):
-    from storycore_shared.infra.servers import EmbeddedNats
+    from storycore_testkit.infra.servers import EmbeddedNats
 
     # A NATS of this test's own, so killing it disturbs nobody else.
     server = EmbeddedNats(infra_dir / f"nats-{kit.name}").start()

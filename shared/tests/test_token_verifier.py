@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from jwt.algorithms import OKPAlgorithm
 
 from storycore_shared.auth import InvalidToken, KeysUnavailable, TokenVerifier
-from storycore_shared.testing.polling import eventually
+from storycore_testkit.polling import eventually
 
 
 class Issuer:

@@ -13,7 +13,7 @@ SERVICE_SOURCES = sorted(str(p.relative_to(REPO_ROOT)) for p in REPO_ROOT.glob("
 STEPS: list[tuple[str, list[str]]] = [
     ("ruff format", ["ruff", "format", "--check", "."]),
     ("ruff lint", ["ruff", "check", "."]),
-    ("mypy", ["mypy", "shared/src", *SERVICE_SOURCES, "devstack/src"]),
+    ("mypy", ["mypy", "shared/src", "testkit/src", *SERVICE_SOURCES, "devstack/src"]),
     ("import boundaries", ["lint-imports"]),
 ]
 

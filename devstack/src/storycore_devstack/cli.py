@@ -2,7 +2,7 @@
 
 up [--scale projects=2] [--port 8080]   start everything; Ctrl-C stops it
 down                                    stop a stack started elsewhere
-status                                  what runs, and is it ready
+status                                  what runs, is it ready, how often it restarted
 token --user <uuid>                     a valid access token, for scripts
 migrate                                 run every service's migrations
 republish --service S --since T [--until T]
@@ -31,7 +31,7 @@ import httpx
 
 from storycore_devstack.routes import REPO_ROOT, load_route_table
 from storycore_devstack.stack import Stack, StackConfig
-from storycore_shared.infra.processes import LogSink
+from storycore_testkit.infra.processes import LogSink
 
 DEFAULT_DATA_DIR = REPO_ROOT / ".storycore"
 _print_lock = threading.Lock()
@@ -95,13 +95,10 @@ def cmd_up(args: argparse.Namespace) -> int:
             f"(replicas: {', '.join(r.url for r in stack.replicas[entry.name])})"
         )
     print(f"  NATS             {stack.nats_url}")
-    print(f"  data folder      {stack.data_dir}\n", flush=True)
+    print(f"  data folder      {stack.data_dir}")
+    print("A process that dies is restarted (`status` counts restarts).\n", flush=True)
     while not stopping.wait(0.5):
-        for replicas in stack.replicas.values():
-            for replica in replicas:
-                if replica.process and not replica.process.running():
-                    print(f"storycore: {replica.name} exited; see its log", flush=True)
-                    replica.process = None
+        pass  # the supervisor thread restarts what dies
     print("\nstorycore: stopping", flush=True)
     stack.stop()
     print("storycore: stopped", flush=True)
@@ -123,10 +120,23 @@ def cmd_down(args: argparse.Namespace) -> int:
     return 0
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     state = _state(args)
     if state is None:
         print("storycore: not running")
+        return 1
+    if not _alive(int(str(state["pid"]))):
+        print(f"storycore: the stack (pid {state['pid']}) is gone; its state file is stale")
         return 1
     healthy = True
     services = state["services"]
@@ -141,6 +151,17 @@ def cmd_status(args: argparse.Namespace) -> int:
             healthy &= status in ("ok", "degraded")
             print(f"{name:<18} {url:<28} {status}")
     print(f"gateway            {state['gateway']}")
+    processes = state.get("processes", {})
+    assert isinstance(processes, dict)
+    if processes:
+        print(f"\n{'process':<22} {'pid':>8}  {'state':<11} {'restarts':>8}  last exit")
+    for name, process in processes.items():
+        last = process["last_exit"]
+        print(
+            f"{name:<22} {process['pid'] or '-':>8}  {process['state']:<11} "
+            f"{process['restarts']:>8}  {'-' if last is None else last}"
+        )
+        healthy &= process["state"] == "running"
     return 0 if healthy else 1
 
 

@@ -5,7 +5,12 @@ Used by ``storycore up`` and by the suite-level test fixtures::
     stack = Stack(StackConfig(data_dir=Path(".storycore"), gateway_port=8080)).start()
     stack.gateway_url            # http://127.0.0.1:8080
     stack.stop_replica("projects"); stack.start_replica("projects")
+    stack.supervision()["projects.1"]   # {"pid", "state", "restarts", "last_exit"}
     stack.stop()
+
+Every process it starts is supervised (:mod:`storycore_devstack.supervisor`): one that dies
+is started again on the same port, with backoff. ``stop_*`` and ``kill_nats`` are deliberate:
+the process stays down until the matching ``start_*``; ``stop()`` restarts nothing.
 """
 
 from __future__ import annotations
@@ -16,8 +21,12 @@ import json
 import os
 import secrets
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +43,11 @@ from storycore_devstack.routes import (
     load_route_table,
     local_routes,
 )
+from storycore_devstack.supervisor import Backoff, Supervisor
 from storycore_shared.db import asyncpg_dsn, provision_service_role
-from storycore_shared.infra.processes import LogSink, ManagedProcess, free_port, wait_until
-from storycore_shared.infra.servers import EmbeddedNats, EmbeddedPostgres, wheel_binary
 from storycore_shared.migrations import migrate
+from storycore_testkit.infra.processes import LogSink, ManagedProcess, free_port, wait_until
+from storycore_testkit.infra.servers import EmbeddedNats, EmbeddedPostgres, wheel_binary
 
 DATABASE_NAME = "storycore"
 GATEWAY_RESPONSE_TIMEOUT = "90s"  # above the LLM providers' default 60 s
@@ -68,6 +78,8 @@ class StackConfig:
     environment: str = "development"
     extra_env: dict[str, str] = field(default_factory=dict)
     ready_timeout: float = 60.0
+    supervise: bool = True  # restart processes that die
+    restart_backoff: Backoff = field(default_factory=Backoff)
 
 
 @dataclass
@@ -104,6 +116,11 @@ class Stack:
         self.role_passwords: dict[str, str] = {}
         self.internal_token = ""
         self.started_in: float = 0.0
+        self.supervisor = Supervisor(
+            log=self._supervisor_log, on_change=self._write_state, backoff=config.restart_backoff
+        )
+        self._state_lock = threading.Lock()
+        self._running = False  # the state file exists only while the stack runs
 
     # -- public ------------------------------------------------------------------------------
 
@@ -130,26 +147,41 @@ class Stack:
                 Replica(service, i + 1, free_port()) for i in range(count)
             ]
         self._write_gateway_config()
-        self.traefik = self._start_traefik()
+        self._supervised("traefik", self._start_traefik)
         for replicas in self.replicas.values():
             for replica in replicas:
-                self._spawn(replica)
+                self._supervised(replica.name, partial(self._spawn, replica))
         for replicas in self.replicas.values():
             for replica in replicas:
                 self._wait_ready(replica)
         for service in self.table.services.values():
             if service.worker:
                 count = self.config.scale.get(f"{service.name}-worker", 1)
-                self.workers[service.name] = [self._worker(service, i + 1) for i in range(count)]
+                self.workers[service.name] = []
+                for index in range(1, count + 1):
+                    self._supervised(
+                        f"{service.name}-worker.{index}", partial(self._worker, service, index)
+                    )
         for processes in self.workers.values():
             for process in processes:
                 self._wait_worker(process)
         self._wait_gateway()
         self.started_in = time.monotonic() - began
+        with self._state_lock:
+            self._running = True
         self._write_state()
+        if self.config.supervise:
+            self.supervisor.start()
         return self
 
+    def supervision(self) -> dict[str, dict[str, Any]]:
+        """Per process: ``pid``, ``state``, ``restarts`` and ``last_exit`` (as ``status``)."""
+        return self.supervisor.snapshot()
+
     def stop(self) -> None:
+        with self._state_lock:
+            self._running = False
+        self.supervisor.stop()  # first: nothing that stops from here on is restarted
         processes = [p for workers in self.workers.values() for p in workers]
         processes += [r.process for reps in self.replicas.values() for r in reps if r.process]
         for process in processes:  # all at once: each takes a few seconds to drain
@@ -165,23 +197,35 @@ class Stack:
         (self.data_dir / "stack.json").unlink(missing_ok=True)
 
     def stop_replica(self, service: str, index: int = 1, *, kill: bool = False) -> None:
-        replica = self.replicas[service][index - 1]
-        if replica.process:
-            replica.process.kill() if kill else replica.process.stop()
+        """Stop (or SIGKILL) a replica on purpose: it stays down until :meth:`start_replica`."""
+        process = self.supervisor.hold(self.replicas[service][index - 1].name)
+        if process:
+            process.kill() if kill else process.stop()
 
     def start_replica(self, service: str, index: int = 1) -> None:
+        """Start a replica stopped by :meth:`stop_replica` (if it is not running) and wait."""
         replica = self.replicas[service][index - 1]
-        self._spawn(replica)
+        self.supervisor.release(replica.name)
         self._wait_ready(replica)
 
     def stop_worker(self, service: str, index: int = 1, *, kill: bool = False) -> None:
-        process = self.workers[service][index - 1]
-        process.kill() if kill else process.stop()
+        process = self.supervisor.hold(f"{service}-worker.{index}")
+        if process:
+            process.kill() if kill else process.stop()
 
     def start_worker(self, service: str, index: int = 1) -> None:
-        entry = self.table.services[service]
-        self.workers[service][index - 1] = self._worker(entry, index)
-        self._wait_worker(self.workers[service][index - 1])
+        self._wait_worker(self.supervisor.release(f"{service}-worker.{index}"))
+
+    def _supervised(self, name: str, start: Callable[[], ManagedProcess]) -> None:
+        self.supervisor.watch(name, start, start())
+
+    def _supervisor_log(self, line: str) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now().isoformat(sep=" ", timespec="seconds")
+        with (self.log_dir / "supervisor.log").open("a", encoding="utf-8") as log:
+            log.write(f"{stamp} {line}\n")
+        if self.config.sink is not None:
+            self.config.sink("supervisor", line)
 
     def _worker(self, service: ServiceEntry, index: int) -> ManagedProcess:
         assert service.worker is not None
@@ -196,13 +240,19 @@ class Stack:
             **self.service_env(service),
             f"{env_prefix(service.name)}WORKER_ALIVE_FILE": str(alive),
         }
-        return ManagedProcess(
+        process = ManagedProcess(
             name,
             [sys.executable, "-m", service.worker],
             env=env,
             log_file=self.log_dir / f"{name}.log",
             sink=self.config.sink,
         ).start()
+        workers = self.workers.setdefault(service.name, [])
+        if index <= len(workers):
+            workers[index - 1] = process
+        else:
+            workers.append(process)
+        return process
 
     def _wait_worker(self, process: ManagedProcess) -> None:
         alive = self._alive_files[process.name]
@@ -215,12 +265,14 @@ class Stack:
         wait_until(ready, timeout=self.config.ready_timeout, what=process.name, interval=0.1)
 
     def kill_nats(self) -> None:
+        """SIGKILL the embedded NATS on purpose: it stays down until :meth:`start_nats`."""
         assert self.nats is not None, "NATS is external"
+        self.supervisor.hold("nats")
         self.nats.kill()
 
     def start_nats(self) -> None:
         assert self.nats is not None, "NATS is external"
-        self.nats.start()
+        self.supervisor.release("nats")
 
     # -- pieces ------------------------------------------------------------------------------
 
@@ -252,7 +304,8 @@ class Stack:
                 sink=sink,
                 log_file=self.log_dir / "postgres.log",
                 durable=self.config.durable,
-            ).start()
+            )
+            self._supervised("postgres", self._start_postgres)
             self.admin_url = (
                 make_url(self.postgres.admin_url)
                 .set(database=DATABASE_NAME)
@@ -263,8 +316,32 @@ class Stack:
         else:
             self.nats = EmbeddedNats(
                 self.data_dir / "nats", sink=sink, log_file=self.log_dir / "nats.log"
-            ).start()
+            )
+            self._supervised("nats", self._start_nats)
             self.nats_url = self.nats.url
+
+    # Both wait until ready, on the port they had; one that never gets ready is killed, so a
+    # later attempt does not find the port taken.
+
+    def _start_postgres(self) -> ManagedProcess:
+        assert self.postgres is not None
+        try:
+            self.postgres.start()
+        except BaseException:
+            self.postgres.kill()
+            raise
+        assert self.postgres.process is not None
+        return self.postgres.process
+
+    def _start_nats(self) -> ManagedProcess:
+        assert self.nats is not None
+        try:
+            self.nats.start()
+        except BaseException:
+            self.nats.kill()
+            raise
+        assert self.nats.process is not None
+        return self.nats.process
 
     async def prepare_database(self) -> None:
         if self.postgres is not None:
@@ -306,7 +383,7 @@ class Stack:
             env[f"{env_prefix(service.name)}DATABASE_URL"] = self.database_url(service.name)
         return env
 
-    def _spawn(self, replica: Replica) -> None:
+    def _spawn(self, replica: Replica) -> ManagedProcess:
         argv = [
             sys.executable,
             "-m",
@@ -329,6 +406,7 @@ class Stack:
             log_file=self.log_dir / f"{replica.name}.log",
             sink=self.config.sink,
         ).start()
+        return replica.process
 
     def _wait_ready(self, replica: Replica) -> None:
         url = replica.url + replica.service.health_path
@@ -376,7 +454,7 @@ class Stack:
 
     def _start_traefik(self) -> ManagedProcess:
         config = self.data_dir / "gateway" / "traefik.yml"
-        return ManagedProcess(
+        self.traefik = ManagedProcess(
             "traefik",
             [str(wheel_binary("traefik")), f"--configFile={config}"],
             env={**os.environ, **self.config.extra_env},
@@ -384,6 +462,7 @@ class Stack:
             log_file=self.log_dir / "traefik.log",
             sink=self.config.sink,
         ).start()
+        return self.traefik
 
     def _wait_gateway(self) -> None:
         url = f"{self.gateway_url}/api/auth/.well-known/jwks.json"
@@ -399,15 +478,23 @@ class Stack:
         wait_until(ready, timeout=self.config.ready_timeout, what="gateway", interval=0.05)
 
     def _write_state(self) -> None:
-        state = {
-            "pid": os.getpid(),
-            "gateway": self.gateway_url,
-            "nats_url": self.nats_url,
-            "services": {
-                n: [r.url + r.service.health_path for r in reps]
-                for n, reps in self.replicas.items()
-            },
-            "started_in_seconds": round(self.started_in, 2),
-        }
-        path = self.data_dir / "stack.json"
-        path.write_text(json.dumps(state, indent=2))
+        """``stack.json``, read by ``status`` and ``down``; rewritten on every restart."""
+        with self._state_lock:
+            if not self._running:
+                return
+            state = {
+                "pid": os.getpid(),
+                "gateway": self.gateway_url,
+                "nats_url": self.nats_url,
+                "services": {
+                    n: [r.url + r.service.health_path for r in reps]
+                    for n, reps in self.replicas.items()
+                },
+                "processes": self.supervisor.snapshot(),
+                "supervised": self.config.supervise,
+                "started_in_seconds": round(self.started_in, 2),
+            }
+            path = self.data_dir / "stack.json"
+            partial_path = path.with_name("stack.json.partial")
+            partial_path.write_text(json.dumps(state, indent=2))
+            partial_path.replace(path)  # a reader never sees half a file

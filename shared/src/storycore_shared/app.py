@@ -7,6 +7,17 @@ outbox relay and the consumers, and closes them in reverse order. Nothing connec
     def create_app(settings: Settings | None = None) -> FastAPI:
         settings = settings or Settings()
         return create_service_app(ServiceSpec(name="projects", settings=settings, ...))
+
+What a service builds for its routes is one dataclass, made by ``ServiceSpec.state`` once the
+runtime exists and stored once on the app; routes get it, type-checked, from
+:func:`state_dependency`::
+
+    @dataclass(frozen=True)
+    class ShotsState:
+        shots: Shots
+
+    ServiceSpec(..., state=lambda runtime: ShotsState(Shots(directory)))
+    ShotsStateDep = Annotated[ShotsState, Depends(state_dependency(ShotsState))]
 """
 
 from __future__ import annotations
@@ -16,9 +27,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 from fastapi import APIRouter, FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.requests import HTTPConnection
 
 from storycore_shared import health
 from storycore_shared.auth import TokenVerifier
@@ -37,9 +50,15 @@ from storycore_shared.migrations import migrate
 logger = logging.getLogger(__name__)
 
 
+StateT = TypeVar("StateT")
+
+
 @dataclass
 class Runtime:
-    """What a running service holds open; ``app.state.runtime``."""
+    """What a running service holds open, stored once on the app; read it with :func:`runtime_of`.
+
+    ``state`` is what the service's own ``ServiceSpec.state`` built (None when it has none).
+    """
 
     settings: ServiceSettings
     engine: AsyncEngine
@@ -47,11 +66,19 @@ class Runtime:
     broker: Broker
     relay: OutboxRelay
     tables: EventTables
+    verifier: TokenVerifier
     consumers: list[EventConsumer] = field(default_factory=list)
+    state: object = None
 
 
 @dataclass
-class ServiceSpec:
+class ServiceSpec(Generic[StateT]):
+    """A service's declaration. ``state`` builds the service's typed state from the runtime;
+    it runs before the consumers are made and started, and must not connect to anything.
+
+    ``on_startup`` is for start-up work that must await, after the consumers have started.
+    """
+
     name: str
     schema: str
     settings: ServiceSettings
@@ -61,9 +88,43 @@ class ServiceSpec:
     publishes: list[StreamSpec]
     consumers: Callable[[Runtime], list[EventConsumer]] = lambda _: []
     verifier: Callable[[ServiceSettings], TokenVerifier] | None = None
+    state: Callable[[Runtime], StateT] | None = None
     on_startup: Callable[[FastAPI, Runtime], Awaitable[None]] | None = None
+    # Releases what ``state`` opened (an asset store's client), before NATS and the engine.
+    on_shutdown: Callable[[Runtime], Awaitable[None]] | None = None
     title: str = ""
     description: str = ""
+
+
+def runtime_of(connection: HTTPConnection) -> Runtime:
+    """The runtime of the app serving ``connection`` (a request or a websocket)."""
+    runtime = getattr(connection.app.state, "runtime", None)
+    if not isinstance(runtime, Runtime):
+        raise RuntimeError("the app has no runtime: build it with create_service_app and start it")
+    return runtime
+
+
+def service_state(connection: HTTPConnection, kind: type[StateT]) -> StateT:
+    """The service's state, checked to be a ``kind`` (a wrong type is a wiring bug, not a 4xx)."""
+    state = runtime_of(connection).state
+    if not isinstance(state, kind):
+        raise TypeError(f"the service state is a {type(state).__name__}, not a {kind.__name__}")
+    return state
+
+
+def state_dependency(kind: type[StateT]) -> Callable[[HTTPConnection], Awaitable[StateT]]:
+    """A FastAPI dependency returning the service's state, checked to be a ``kind``.
+
+    Declare it once per service, as an ``Annotated`` alias::
+
+        ShotsStateDep = Annotated[ShotsState, Depends(state_dependency(ShotsState))]
+    """
+
+    async def dependency(request: HTTPConnection) -> StateT:
+        return service_state(request, kind)
+
+    dependency.__name__ = f"{kind.__name__}_dependency"
+    return dependency
 
 
 def default_verifier(settings: ServiceSettings) -> TokenVerifier:
@@ -75,7 +136,7 @@ def default_verifier(settings: ServiceSettings) -> TokenVerifier:
     )
 
 
-def create_service_app(spec: ServiceSpec) -> FastAPI:
+def create_service_app(spec: ServiceSpec[Any]) -> FastAPI:
     settings = spec.settings
 
     @asynccontextmanager
@@ -92,11 +153,19 @@ def create_service_app(spec: ServiceSpec) -> FastAPI:
             streams=spec.publishes,
             retention_days=settings.OUTBOX_RETENTION_DAYS,
         )
-        runtime = Runtime(settings, engine, create_sessionmaker(engine), broker, relay, spec.tables)
+        runtime = Runtime(
+            settings,
+            engine,
+            create_sessionmaker(engine),
+            broker,
+            relay,
+            spec.tables,
+            (spec.verifier or default_verifier)(settings),
+        )
+        if spec.state is not None:
+            runtime.state = spec.state(runtime)
         runtime.consumers = spec.consumers(runtime)
         app.state.runtime = runtime
-        app.state.sessionmaker = runtime.sessionmaker
-        app.state.verifier = (spec.verifier or default_verifier)(settings)
         await broker.start()
         await relay.start()
         for consumer in runtime.consumers:
@@ -109,6 +178,8 @@ def create_service_app(spec: ServiceSpec) -> FastAPI:
         finally:
             for consumer in reversed(runtime.consumers):
                 await consumer.stop()
+            if spec.on_shutdown is not None:
+                await spec.on_shutdown(runtime)
             await relay.stop()
             await broker.close()
             await engine.dispose()

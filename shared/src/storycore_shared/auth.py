@@ -15,7 +15,7 @@ import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import httpx
@@ -38,10 +38,17 @@ KEYS_MAX_AGE = 300.0
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """The authenticated caller. ``user_id`` is the token's ``sub``."""
+    """The authenticated caller. ``user_id`` is the token's ``sub``.
+
+    ``token`` is the bearer token it was verified from, kept only so that a replica miss can ask
+    the owning service on the caller's behalf (see ``replicas.projects``); it is left out of
+    ``repr`` and comparisons, so it never reaches a log line. A principal from a stream ticket
+    or an event has none.
+    """
 
     user_id: uuid.UUID
     token_id: str | None = None
+    token: str | None = field(default=None, repr=False, compare=False)
 
 
 class InvalidToken(Unauthorized):
@@ -175,7 +182,7 @@ class TokenVerifier:
         except ValueError as exc:
             raise InvalidToken("The token's subject is not a user id.") from exc
         jti = claims.get("jti")
-        return Principal(user_id=user_id, token_id=str(jti) if jti else None)
+        return Principal(user_id=user_id, token_id=str(jti) if jti else None, token=token)
 
 
 _bearer = HTTPBearer(auto_error=False)
@@ -185,10 +192,12 @@ async def get_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    # Imported here because the app module builds on this one.
+    from storycore_shared.app import runtime_of
+
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("Send `Authorization: Bearer <access token>`.")
-    verifier: TokenVerifier = request.app.state.verifier
-    return await verifier.verify(credentials.credentials)
+    return await runtime_of(request).verifier.verify(credentials.credentials)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import model_validator
+from pydantic import SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -51,6 +51,14 @@ class ServiceSettings(BaseSettings):
     LOG_LEVEL: str = "INFO"
     LOG_JSON: bool = True
     OUTBOX_RETENTION_DAYS: int = 7
+    # Binary assets (storycore_shared.assets): the NATS object store, one bucket per service, or
+    # one S3-compatible bucket in which each service's bucket name becomes a key prefix.
+    ASSET_BACKEND: Literal["nats", "s3"] = "nats"
+    S3_ENDPOINT_URL: str | None = None
+    S3_BUCKET: str | None = None
+    S3_ACCESS_KEY_ID: SecretStr | None = None
+    S3_SECRET_ACCESS_KEY: SecretStr | None = None
+    S3_REGION: str = "us-east-1"
 
     @model_validator(mode="after")
     def _check_identity_source(self) -> ServiceSettings:
@@ -59,6 +67,18 @@ class ServiceSettings(BaseSettings):
                 f"set {self.ENV_PREFIX}JWKS_URL or STORYCORE_JWKS_URL (or OIDC_ISSUER_URL): "
                 "tokens cannot be verified without the issuer's public keys"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _check_asset_store(self) -> ServiceSettings:
+        if self.ASSET_BACKEND == "s3":
+            names = ("S3_ENDPOINT_URL", "S3_BUCKET", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY")
+            if missing := [name for name in names if not getattr(self, name)]:
+                raise ValueError(
+                    "ASSET_BACKEND is s3 but "
+                    + ", ".join(f"{self.ENV_PREFIX}{n} (or STORYCORE_{n})" for n in missing)
+                    + " not set"
+                )
         return self
 
     @classmethod

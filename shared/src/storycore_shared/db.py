@@ -119,7 +119,10 @@ async def transaction(
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with transaction(request.app.state.sessionmaker) as session:
+    # Imported here because the app module builds on this one.
+    from storycore_shared.app import runtime_of
+
+    async with transaction(runtime_of(request).sessionmaker) as session:
         yield session
 
 

@@ -96,6 +96,20 @@ class InvalidState(Conflict):
     title = "Invalid state"
 
 
+class PayloadTooLarge(ServiceError):
+    status = 413
+    code = "payload_too_large"
+    title = "Payload too large"
+
+
+class RangeNotSatisfiable(ServiceError):
+    """No byte of the requested ``Range`` exists; carries ``Content-Range: bytes */<size>``."""
+
+    status = 416
+    code = "range_not_satisfiable"
+    title = "Range not satisfiable"
+
+
 class Unprocessable(ServiceError):
     status = 422
     code = "validation_error"
@@ -241,3 +255,20 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
+
+
+# -- the project guard's errors, the same in every service holding project-scoped data ----------
+
+
+class ProjectNotFound(NotFound):
+    """No such project, or another user's private one (404, so ids cannot be probed)."""
+
+    code = "project_not_found"
+    title = "Project not found"
+
+
+class ProjectReadOnly(Forbidden):
+    """A public project is readable by anyone, writable only by its owner."""
+
+    code = "project_read_only"
+    title = "Project is read-only for you"

@@ -26,7 +26,9 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(request: Request, strict: bool = False) -> JSONResponse:
-    runtime = request.app.state.runtime
+    from storycore_shared.app import runtime_of
+
+    runtime = runtime_of(request)
     checks: dict[str, Any] = {}
     try:
         # One bounded query: it proves the database answers and counts the dead letters.

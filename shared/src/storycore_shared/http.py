@@ -14,8 +14,6 @@ _ETAG = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
 IfMatch = Annotated[str | None, Header(alias="If-Match")]
 Page = Annotated[int, Query(ge=1)]
 PageSize = Annotated[int, Query(ge=1, le=100)]
-# The caller's raw Authorization header, forwarded on a replica miss (see replicas.projects).
-RawAuthorization = Annotated[str | None, Header(alias="Authorization", include_in_schema=False)]
 
 
 def expected_version(body_version: int | None, if_match: str | None) -> int | None:

@@ -27,8 +27,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             issuer=settings.JWT_ISSUER, audience=settings.JWT_AUDIENCE, keys=KeySet(keyring.jwks())
         )
 
-    async def on_startup(app: FastAPI, _: Runtime) -> None:
-        app.state.token_settings = TokenSettings.from_settings(settings, keyring)
+    def state(_: Runtime) -> TokenSettings:
+        return TokenSettings.from_settings(settings, keyring)
 
     return create_service_app(
         ServiceSpec(
@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             tables=event_tables,
             publishes=[auth_events.STREAM],
             verifier=verifier,
-            on_startup=on_startup,
+            state=state,
             title="StoryCore auth",
             description="Accounts, access tokens, refresh rotation and the JWKS.",
         )

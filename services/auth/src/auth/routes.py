@@ -2,23 +2,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, Response, status
 
 from auth import service
 from auth.schemas import LoginRequest, RefreshRequest, TokenPair, UserCreate, UserPublic
 from auth.service import TokenSettings
+from storycore_shared.app import state_dependency
 from storycore_shared.auth import PrincipalDep
 from storycore_shared.db import SessionDep
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
 
-def get_token_settings(request: Request) -> TokenSettings:
-    tokens: TokenSettings = request.app.state.token_settings
-    return tokens
-
-
-TokensDep = Annotated[TokenSettings, Depends(get_token_settings)]
+# The auth service's typed state is its token settings (keys, issuer, lifetimes).
+TokensDep = Annotated[TokenSettings, Depends(state_dependency(TokenSettings))]
 
 
 @router.post("/register", status_code=status.HTTP_201_CREATED)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sse_starlette.sse import EventSourceResponse
 
 from llm import repository
 from llm.models import UsageRecord
@@ -205,6 +206,15 @@ class Generation:
             usage=_usage(completion.usage),
             mock=provider.mock,
         )
+
+    async def generate_or_stream(
+        self, principal: Principal, request: GenerateRequest, *, stream: bool
+    ) -> EventSourceResponse | GenerateResponse:
+        """An SSE response when the caller accepts ``text/event-stream``, else one answer."""
+        if not stream:
+            return await self.generate(principal, request)
+        frames = await self.stream(principal, request)
+        return EventSourceResponse(frames, ping=15, headers={"X-Accel-Buffering": "no"})
 
     async def stream(
         self, principal: Principal, request: GenerateRequest

@@ -9,6 +9,8 @@ from llm.generation import Generation
 from llm.models import SCHEMA, event_tables, rate_limits
 from llm.providers.registry import Providers
 from llm.routes import router
+from llm.scenario.routes import router as scenario_router
+from llm.state import LlmState
 from storycore_shared.app import Runtime, ServiceSpec, create_service_app
 from storycore_shared.events.contracts import llm as llm_events
 from storycore_shared.ratelimit import RateLimiter
@@ -20,13 +22,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()  # read from the environment
     providers = Providers(settings)
 
-    async def on_startup(app: FastAPI, runtime: Runtime) -> None:
-        app.state.providers = providers
-        app.state.generation = Generation(
-            providers, runtime.sessionmaker, cache_ttl=settings.CACHE_TTL_SECONDS
-        )
-        app.state.limiter = RateLimiter(
-            rate_limits, limit=settings.RATE_LIMIT_PER_MINUTE, window_seconds=60
+    def state(runtime: Runtime) -> LlmState:
+        return LlmState(
+            settings=settings,
+            providers=providers,
+            generation=Generation(
+                providers, runtime.sessionmaker, cache_ttl=settings.CACHE_TTL_SECONDS
+            ),
+            limiter=RateLimiter(
+                rate_limits, limit=settings.RATE_LIMIT_PER_MINUTE, window_seconds=60
+            ),
+            sessionmaker=runtime.sessionmaker,
         )
 
     return create_service_app(
@@ -34,11 +40,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             name="llm",
             schema=SCHEMA,
             settings=settings,
-            routers=[router],
+            routers=[router, scenario_router],
             migrations=MIGRATIONS,
             tables=event_tables,
             publishes=[llm_events.STREAM],
-            on_startup=on_startup,
+            state=state,
             title="StoryCore llm",
             description="Language models: generation, chat, streaming, templates, usage, "
             "the shot planner and story-to-scenario.",

@@ -18,7 +18,7 @@ from storycore_shared.contracts.planning import Plan, PlannedShot, PlanRequest
 from storycore_shared.contracts.vocabulary import FRAMINGS, SHOT_TYPES
 
 SYSTEM = (
-    "You are StoryCore's shot planner (SHOT_PLAN_JSON). Break the user's idea into a "
+    "You are StoryCore's shot planner. Break the user's idea into a "
     "storyboard. Answer with one JSON object: "
     '{{"shots": [{{"name": str, "prompt": str, "shot_type": one of {types}, '
     '"framing": one of {framings}, "duration_seconds": number 0.5..300}}]}} '

@@ -8,6 +8,7 @@ from locations.config import Settings
 from locations.models import SCHEMA, event_tables, project_replica
 from locations.routes import router
 from locations.service import Locations, delete_project_locations
+from locations.state import LocationsState
 from storycore_shared.app import Runtime, ServiceSpec, create_service_app
 from storycore_shared.events.consumer import EventConsumer
 from storycore_shared.events.contracts import locations as location_events
@@ -27,9 +28,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         ]
 
-    async def on_startup(app: FastAPI, _: Runtime) -> None:
-        app.state.locations = Locations(directory)
-
     return create_service_app(
         ServiceSpec(
             name="locations",
@@ -40,7 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             tables=event_tables,
             publishes=[location_events.STREAM],
             consumers=consumers,
-            on_startup=on_startup,
+            state=lambda _: LocationsState(locations=Locations(directory)),
             title="StoryCore locations",
             description="Places of a story, owned by a user and optionally a project.",
         )

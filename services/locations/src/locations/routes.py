@@ -1,33 +1,17 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Response, status
 
 from locations.models import Location
 from locations.schemas import LocationCreate, LocationPublic, LocationsPublic, LocationUpdate
-from locations.service import Locations
+from locations.state import LocationsDep
 from storycore_shared.auth import PrincipalDep
 from storycore_shared.db import SessionDep
-from storycore_shared.http import (
-    IfMatch,
-    Page,
-    PageSize,
-    RawAuthorization,
-    etag,
-    expected_version,
-)
+from storycore_shared.http import IfMatch, Page, PageSize, etag, expected_version
 
 router = APIRouter(tags=["locations"])
-
-
-def get_locations(request: Request) -> Locations:
-    locations: Locations = request.app.state.locations
-    return locations
-
-
-LocationsDep = Annotated[Locations, Depends(get_locations)]
 
 
 def _public(response: Response, location: Location) -> LocationPublic:
@@ -41,13 +25,10 @@ async def create_location(
     session: SessionDep,
     principal: PrincipalDep,
     locations: LocationsDep,
-    authorization: RawAuthorization,
     response: Response,
 ) -> LocationPublic:
     """Create a location, optionally in one of the caller's projects."""
-    location = await locations.create_location(
-        session, principal=principal, data=data, authorization=authorization
-    )
+    location = await locations.create_location(session, principal=principal, data=data)
     response.headers["Location"] = f"/api/locations/{location.id}"
     return _public(response, location)
 
@@ -76,7 +57,6 @@ async def list_project_locations(
     session: SessionDep,
     principal: PrincipalDep,
     locations: LocationsDep,
-    authorization: RawAuthorization,
     page: Page = 1,
     page_size: PageSize = 20,
 ) -> LocationsPublic:
@@ -87,7 +67,6 @@ async def list_project_locations(
         project_id=project_id,
         page=page,
         page_size=page_size,
-        authorization=authorization,
     )
     return LocationsPublic(
         locations=[LocationPublic.of(i) for i in items], total=total, page=page, page_size=page_size
@@ -100,13 +79,10 @@ async def get_location(
     session: SessionDep,
     principal: PrincipalDep,
     locations: LocationsDep,
-    authorization: RawAuthorization,
     response: Response,
 ) -> LocationPublic:
     """One location the caller can read."""
-    location = await locations.get_location(
-        session, principal=principal, location_id=location_id, authorization=authorization
-    )
+    location = await locations.get_location(session, principal=principal, location_id=location_id)
     return _public(response, location)
 
 
@@ -117,7 +93,6 @@ async def update_location(
     session: SessionDep,
     principal: PrincipalDep,
     locations: LocationsDep,
-    authorization: RawAuthorization,
     response: Response,
     if_match: IfMatch = None,
 ) -> LocationPublic:
@@ -128,7 +103,6 @@ async def update_location(
         location_id=location_id,
         data=data,
         expected_version=expected_version(data.version, if_match),
-        authorization=authorization,
     )
     return _public(response, location)
 
@@ -139,10 +113,7 @@ async def delete_location(
     session: SessionDep,
     principal: PrincipalDep,
     locations: LocationsDep,
-    authorization: RawAuthorization,
 ) -> Response:
     """Delete a location."""
-    await locations.delete_location(
-        session, principal=principal, location_id=location_id, authorization=authorization
-    )
+    await locations.delete_location(session, principal=principal, location_id=location_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -7,12 +7,7 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from locations import repository
-from locations.errors import (
-    LocationNotFound,
-    LocationReadOnly,
-    ProjectNotFound,
-    ProjectReadOnly,
-)
+from locations.errors import LocationNotFound, LocationReadOnly
 from locations.models import Location, event_tables
 from locations.schemas import LocationCreate, LocationUpdate
 from storycore_shared.auth import Principal
@@ -46,32 +41,19 @@ class Locations:
         self.directory = directory
 
     async def _require_own_project(
-        self,
-        session: AsyncSession,
-        principal: Principal,
-        project_id: uuid.UUID,
-        authorization: str | None,
+        self, session: AsyncSession, principal: Principal, project_id: uuid.UUID
     ) -> None:
-        project = await self.directory.get(session, project_id, authorization=authorization)
-        if project is None or not project.readable_by(principal):
-            raise ProjectNotFound(f"No project {project_id}.")
-        if not project.writable_by(principal):
-            raise ProjectReadOnly("Locations can only be added to your own projects.")
+        # No lock on the project: locations have no order within it to keep consistent.
+        await self.directory.require(session, project_id, principal, write=True, lock=False)
 
     async def _readable(
-        self,
-        session: AsyncSession,
-        principal: Principal,
-        location: Location,
-        authorization: str | None,
+        self, session: AsyncSession, principal: Principal, location: Location
     ) -> bool:
         if location.owner_id == principal.user_id:
             return True
         if location.project_id is None:
             return False
-        project = await self.directory.get(
-            session, location.project_id, authorization=authorization
-        )
+        project = await self.directory.get(session, location.project_id, principal=principal)
         return project is not None and project.is_public
 
     async def _get(
@@ -79,14 +61,11 @@ class Locations:
         session: AsyncSession,
         principal: Principal,
         location_id: uuid.UUID,
-        authorization: str | None,
         *,
         write: bool,
     ) -> Location:
         location = await repository.get(session, location_id, lock=write)
-        if location is None or not await self._readable(
-            session, principal, location, authorization
-        ):
+        if location is None or not await self._readable(session, principal, location):
             raise LocationNotFound(f"No location {location_id}.")
         if write and location.owner_id != principal.user_id:
             raise LocationReadOnly("Only the location's owner can change it.")
@@ -98,10 +77,9 @@ class Locations:
         *,
         principal: Principal,
         data: LocationCreate,
-        authorization: str | None,
     ) -> Location:
         if data.project_id is not None:
-            await self._require_own_project(session, principal, data.project_id, authorization)
+            await self._require_own_project(session, principal, data.project_id)
         location = Location(
             **data.model_dump(exclude={"metadata"}), meta=data.metadata, owner_id=principal.user_id
         )
@@ -122,9 +100,8 @@ class Locations:
         *,
         principal: Principal,
         location_id: uuid.UUID,
-        authorization: str | None,
     ) -> Location:
-        return await self._get(session, principal, location_id, authorization, write=False)
+        return await self._get(session, principal, location_id, write=False)
 
     async def update_location(
         self,
@@ -134,16 +111,15 @@ class Locations:
         location_id: uuid.UUID,
         data: LocationUpdate,
         expected_version: int | None,
-        authorization: str | None,
     ) -> Location:
-        location = await self._get(session, principal, location_id, authorization, write=True)
+        location = await self._get(session, principal, location_id, write=True)
         check_version("location", location.version, expected_version)
         changes = data.changes()
         if not changes:
             return location
         new_project = changes.get("project_id")
         if new_project is not None and new_project != location.project_id:
-            await self._require_own_project(session, principal, new_project, authorization)
+            await self._require_own_project(session, principal, new_project)
         for field, value in changes.items():
             setattr(location, "meta" if field == "metadata" else field, value)
         location.version += 1
@@ -164,9 +140,8 @@ class Locations:
         *,
         principal: Principal,
         location_id: uuid.UUID,
-        authorization: str | None,
     ) -> None:
-        location = await self._get(session, principal, location_id, authorization, write=True)
+        location = await self._get(session, principal, location_id, write=True)
         await session.delete(location)
         await session.flush()
         await add_event(
@@ -203,11 +178,8 @@ class Locations:
         project_id: uuid.UUID,
         page: int,
         page_size: int,
-        authorization: str | None,
     ) -> tuple[list[Location], int]:
-        project = await self.directory.get(session, project_id, authorization=authorization)
-        if project is None or not project.readable_by(principal):
-            raise ProjectNotFound(f"No project {project_id}.")
+        await self.directory.require(session, project_id, principal, write=False)
         return await repository.page(
             session,
             repository.in_project(project_id),

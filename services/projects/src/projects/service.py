@@ -7,7 +7,6 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from projects import repository
-from projects.errors import ProjectNotFound, ProjectReadOnly
 from projects.models import Project, event_tables
 from projects.schemas import ProjectCreate, ProjectUpdate
 from storycore_shared.auth import Principal
@@ -19,6 +18,7 @@ from storycore_shared.events.contracts.projects import (
 )
 from storycore_shared.events.outbox import add_event
 from storycore_shared.http import check_version
+from storycore_shared.replicas.projects import check_access
 
 SOURCE = "projects"
 
@@ -58,20 +58,14 @@ async def get_readable(
     session: AsyncSession, *, principal: Principal, project_id: uuid.UUID
 ) -> Project:
     project = await repository.get(session, project_id)
-    if project is None or (project.owner_id != principal.user_id and not project.is_public):
-        raise ProjectNotFound(f"No project {project_id}.")
-    return project
+    return check_access(project, project_id, principal, write=False)
 
 
 async def _get_writable(
     session: AsyncSession, *, principal: Principal, project_id: uuid.UUID
 ) -> Project:
     project = await repository.get(session, project_id, lock=True)
-    if project is None or (project.owner_id != principal.user_id and not project.is_public):
-        raise ProjectNotFound(f"No project {project_id}.")
-    if project.owner_id != principal.user_id:
-        raise ProjectReadOnly("Only the owner can change this project.")
-    return project
+    return check_access(project, project_id, principal, write=True)
 
 
 async def update_project(

@@ -5,12 +5,12 @@ from typing import ClassVar, Literal
 
 from pydantic import SecretStr
 
-from storycore_shared.config import ServiceSettings
+from storycore_shared.jobs.settings import JobSettings
 
 ImageBackend = Literal["builtin", "comfyui"]
 
 
-class Settings(ServiceSettings):
+class Settings(JobSettings):
     ENV_PREFIX: ClassVar[str] = "SEQUENCES_"
     SERVICE_NAME: ClassVar[str] = "sequences"
 
@@ -29,9 +29,3 @@ class Settings(ServiceSettings):
 
     KEYFRAME_BUCKET: str = "sequences-keyframes"
     RATE_LIMIT_PER_MINUTE: int = 10
-    MAX_STREAMS: int = 200
-    STREAM_HEARTBEAT_SECONDS: float = 15.0
-    TICKET_TTL_SECONDS: int = 60
-    # How long a worker may go silent before JetStream hands its job to another worker; a
-    # working worker reports progress to JetStream three times per period.
-    WORKER_ACK_WAIT_SECONDS: float = 30.0

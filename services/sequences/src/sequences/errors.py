@@ -1,20 +1,6 @@
 from __future__ import annotations
 
-from storycore_shared.errors import Conflict, InvalidState, NotFound, Unauthorized
-
-
-class JobNotFound(NotFound):
-    code = "job_not_found"
-    title = "Job not found"
-
-
-class ProjectNotFound(NotFound):
-    code = "project_not_found"
-    title = "Project not found"
-
-
-class JobNotCancellable(InvalidState):
-    title = "Only a pending or processing job can be cancelled"
+from storycore_shared.errors import Conflict, NotFound
 
 
 class ResultNotReady(Conflict):
@@ -25,12 +11,3 @@ class ResultNotReady(Conflict):
 class KeyframeNotFound(NotFound):
     code = "keyframe_not_found"
     title = "Keyframe not found"
-
-
-class InvalidTicket(Unauthorized):
-    code = "invalid_stream_ticket"
-    title = "Invalid stream ticket"
-
-
-class JobFailure(Exception):
-    """An honest reason for a job to fail (planner, ComfyUI...), shown to the user."""

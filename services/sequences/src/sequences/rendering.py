@@ -18,7 +18,7 @@ import anyio.to_thread
 import httpx
 from PIL import Image, ImageDraw, ImageFont
 
-from sequences.errors import JobFailure
+from storycore_shared.jobs.runner import JobFailure
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 DEFAULT_WORKFLOW = Path(__file__).parent / "workflows" / "txt2img.json"

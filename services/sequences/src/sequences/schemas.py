@@ -1,12 +1,9 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-
-JobStatus = Literal["pending", "processing", "completed", "failed", "cancelled"]
 
 
 class GenerateSettings(BaseModel):
@@ -27,37 +24,3 @@ class GenerateRequest(BaseModel):
         Field(default_factory=list)
     )
     settings: GenerateSettings = Field(default_factory=GenerateSettings)
-
-
-class JobPublic(BaseModel):
-    job_id: uuid.UUID
-    project_id: uuid.UUID
-    status: JobStatus
-    progress: int
-    current_step: str
-    estimated_time_remaining: float | None
-    result: dict[str, Any] | None
-    error: str | None
-    created_at: datetime
-    started_at: datetime | None
-    completed_at: datetime | None
-
-
-class JobSummary(BaseModel):
-    job_id: uuid.UUID
-    project_id: uuid.UUID
-    status: JobStatus
-    progress: int
-    created_at: datetime
-
-
-class JobsPublic(BaseModel):
-    jobs: list[JobSummary]
-    total: int
-    page: int
-    page_size: int
-
-
-class StreamTicketPublic(BaseModel):
-    ticket: str
-    expires_in: int

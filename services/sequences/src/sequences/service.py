@@ -2,56 +2,51 @@
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 import uuid
-from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sequences import repository
 from sequences.config import Settings
-from sequences.errors import JobNotCancellable, JobNotFound, ProjectNotFound, ResultNotReady
-from sequences.models import Job, JobEvent, StreamTicket, event_tables
-from sequences.schemas import GenerateRequest, JobPublic
+from sequences.errors import KeyframeNotFound, ResultNotReady
+from sequences.models import event_tables, job_tables
+from sequences.schemas import GenerateRequest
 from storycore_shared.auth import Principal
-from storycore_shared.db import utcnow
 from storycore_shared.errors import ServiceUnavailable
-from storycore_shared.events.contracts.sequences import SequenceCancelled, SequenceRequested
-from storycore_shared.events.outbox import add_event
+from storycore_shared.events.contracts.sequences import (
+    SequenceCancelled,
+    SequenceRequested,
+    progress_subject,
+)
+from storycore_shared.jobs import repository as jobs_repository
+from storycore_shared.jobs.repository import Job
+from storycore_shared.jobs.schemas import JobsPublic
+from storycore_shared.jobs.service import Jobs
 from storycore_shared.replicas.projects import ProjectDirectory
 
 SOURCE = "sequences"
 
 
-def public(job: Job) -> JobPublic:
-    remaining = None
-    if job.status == "processing" and job.started_at and 0 < job.progress < 100:
-        elapsed = (datetime.now(UTC) - job.started_at).total_seconds()
-        remaining = round(elapsed * (100 - job.progress) / job.progress, 1)
-    return JobPublic(
-        job_id=job.id,
-        project_id=job.project_id,
-        status=job.status,
-        progress=job.progress,
-        current_step=job.current_step,
-        estimated_time_remaining=remaining,
-        result=job.result,
-        error=job.error,
-        created_at=job.created_at,
-        started_at=job.started_at,
-        completed_at=job.completed_at,
+def _cancelled(job: Job) -> SequenceCancelled:
+    return SequenceCancelled(id=job["id"], project_id=job["project_id"], job_id=job["id"])
+
+
+def make_jobs(settings: Settings) -> Jobs:
+    return Jobs(
+        job_tables,
+        event_tables,
+        settings,
+        service=SOURCE,
+        progress_subject=progress_subject,
+        cancelled_event=_cancelled,
     )
 
 
-def ticket_hash(ticket: str) -> str:
-    return hashlib.sha256(ticket.encode()).hexdigest()
-
-
 class Sequences:
-    def __init__(self, directory: ProjectDirectory, settings: Settings) -> None:
+    def __init__(self, directory: ProjectDirectory, settings: Settings, jobs: Jobs) -> None:
         self.directory = directory
         self.settings = settings
+        self.jobs = jobs
 
     async def generate(
         self,
@@ -59,17 +54,19 @@ class Sequences:
         *,
         principal: Principal,
         data: GenerateRequest,
-        authorization: str | None,
     ) -> Job:
-        project = await self.directory.get(session, data.project_id, authorization=authorization)
-        if project is None or not project.writable_by(principal):
-            raise ProjectNotFound(f"No project {data.project_id}.")
+        project = await self.directory.require(
+            session, data.project_id, principal, write=True, lock=False
+        )
         backend = data.settings.image_backend or self.settings.IMAGE_BACKEND
         if backend == "comfyui" and not self.settings.COMFYUI_URL:
             raise ServiceUnavailable("The comfyui image backend is not configured here.")
-        job = Job(
+        return await self.jobs.create(
+            session,
+            principal=principal,
             project_id=project.id,
-            owner_id=principal.user_id,
+            request=SequenceRequested,
+            kind="sequence",
             prompt=data.prompt,
             shot_count=data.shot_count,
             style=data.style,
@@ -80,73 +77,43 @@ class Sequences:
             width=project.resolution_width,
             height=project.resolution_height,
         )
-        session.add(job)
-        await session.flush()
-        # Event 1, so a stream opened right after the 202 has something to show at once.
-        job.event_seq = 1
-        session.add(
-            JobEvent(job_id=job.id, seq=1, status="pending", progress=0, current_step="queued")
-        )
-        await session.flush()
-        await add_event(
-            session,
-            event_tables,
-            SequenceRequested(id=job.id, project_id=job.project_id, owner_id=job.owner_id),
-            source=SOURCE,
-            actor=principal.user_id,
-        )
-        return job
 
-    async def owned(self, session: AsyncSession, principal: Principal, job_id: uuid.UUID) -> Job:
-        job = await repository.get(session, job_id)
-        if job is None or job.owner_id != principal.user_id:
-            raise JobNotFound(f"No job {job_id}.")
-        return job
-
-    async def cancel(
-        self, session: AsyncSession, *, principal: Principal, job_id: uuid.UUID
-    ) -> Job:
-        await self.owned(session, principal, job_id)
-        now = utcnow()
-        job = await repository.advance(
+    async def list_jobs(
+        self,
+        session: AsyncSession,
+        *,
+        principal: Principal,
+        project_id: uuid.UUID | None,
+        status: str | None,
+        page: int,
+        page_size: int,
+    ) -> JobsPublic:
+        items, total = await jobs_repository.list_owned(
             session,
-            job_id,
-            from_statuses={"pending", "processing"},
-            status="cancelled",
-            current_step="cancelled",
-            completed_at=now,
+            job_tables,
+            principal.user_id,
+            project_id=project_id,
+            status=status,
+            offset=(page - 1) * page_size,
+            limit=page_size,
         )
-        if job is None:  # completed, failed or cancelled first: that outcome stands
-            raise JobNotCancellable("The job already finished; it can no longer be cancelled.")
-        await add_event(
-            session,
-            event_tables,
-            SequenceCancelled(id=job.id, project_id=job.project_id, job_id=job.id),
-            source=SOURCE,
-            actor=principal.user_id,
+        return JobsPublic(
+            jobs=[self.jobs.summary(j) for j in items], total=total, page=page, page_size=page_size
         )
-        return job
 
     async def result(
         self, session: AsyncSession, *, principal: Principal, job_id: uuid.UUID
-    ) -> dict[str, object]:
-        job = await self.owned(session, principal, job_id)
-        if job.status != "completed" or job.result is None:
-            raise ResultNotReady(f"The job is {job.status}; its result exists once completed.")
-        return job.result
+    ) -> dict[str, Any]:
+        job = await self.jobs.owned(session, principal, job_id)
+        if job["status"] != "completed" or job["result"] is None:
+            raise ResultNotReady(f"The job is {job['status']}; its result exists once completed.")
+        result: dict[str, Any] = job["result"]
+        return result
 
-    async def issue_ticket(
-        self, session: AsyncSession, *, principal: Principal, job_id: uuid.UUID
-    ) -> str:
-        await self.owned(session, principal, job_id)
-        ticket = secrets.token_urlsafe(32)
-        session.add(
-            StreamTicket(
-                ticket_hash=ticket_hash(ticket),
-                job_id=job_id,
-                user_id=principal.user_id,
-                expires_at=utcnow() + timedelta(seconds=self.settings.TICKET_TTL_SECONDS),
-            )
-        )
-        await session.flush()
-        return ticket
+    async def keyframe_job(
+        self, session: AsyncSession, *, principal: Principal, job_id: uuid.UUID, index: int
+    ) -> Job:
+        job = await self.jobs.owned(session, principal, job_id)
+        if not 0 <= index < job["shot_count"]:
+            raise KeyframeNotFound(f"Job {job_id} has no keyframe {index}.")
+        return job

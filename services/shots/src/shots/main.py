@@ -8,6 +8,7 @@ from shots.config import Settings
 from shots.models import SCHEMA, event_tables, project_replica
 from shots.routes import router
 from shots.service import Shots, create_generated_shots, delete_project_shots
+from shots.state import ShotsState
 from storycore_shared.app import Runtime, ServiceSpec, create_service_app
 from storycore_shared.events.consumer import EventConsumer
 from storycore_shared.events.contracts import sequences as sequence_events
@@ -35,9 +36,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ),
         ]
 
-    async def on_startup(app: FastAPI, _: Runtime) -> None:
-        app.state.shots = Shots(directory)
-
     return create_service_app(
         ServiceSpec(
             name="shots",
@@ -48,7 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             tables=event_tables,
             publishes=[shot_events.STREAM],
             consumers=consumers,
-            on_startup=on_startup,
+            state=lambda _: ShotsState(shots=Shots(directory)),
             title="StoryCore shots",
             description="Shots of a project: order, framing, camera, regeneration requests.",
         )

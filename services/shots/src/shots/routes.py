@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Response, status
 
+from shots.models import Shot
 from shots.schemas import (
     RegenerateRequest,
     ShotCreate,
@@ -14,31 +14,16 @@ from shots.schemas import (
     ShotStatus,
     ShotUpdate,
 )
-from shots.service import Shots
+from shots.state import ShotsDep
 from storycore_shared.auth import PrincipalDep
 from storycore_shared.db import SessionDep
-from storycore_shared.http import (
-    IfMatch,
-    Page,
-    PageSize,
-    RawAuthorization,
-    etag,
-    expected_version,
-)
+from storycore_shared.http import IfMatch, Page, PageSize, etag, expected_version
 
 router = APIRouter(tags=["shots"])
 
 
-def get_shots(request: Request) -> Shots:
-    shots: Shots = request.app.state.shots
-    return shots
-
-
-ShotsDep = Annotated[Shots, Depends(get_shots)]
-
-
-def _public(response: Response, shot: object) -> ShotPublic:
-    public = ShotPublic.of(shot)  # type: ignore[arg-type]
+def _public(response: Response, shot: Shot) -> ShotPublic:
+    public = ShotPublic.of(shot)
     response.headers["ETag"] = etag(public.version)
     return public
 
@@ -49,13 +34,10 @@ async def create_shot(
     session: SessionDep,
     principal: PrincipalDep,
     shots: ShotsDep,
-    authorization: RawAuthorization,
     response: Response,
 ) -> ShotPublic:
     """Add a shot to one of the caller's projects."""
-    shot = await shots.create_shot(
-        session, principal=principal, data=data, authorization=authorization
-    )
+    shot = await shots.create_shot(session, principal=principal, data=data)
     response.headers["Location"] = f"/api/shots/{shot.id}"
     return _public(response, shot)
 
@@ -66,13 +48,10 @@ async def get_shot(
     session: SessionDep,
     principal: PrincipalDep,
     shots: ShotsDep,
-    authorization: RawAuthorization,
     response: Response,
 ) -> ShotPublic:
     """One shot of a project the caller can read."""
-    shot = await shots.get_shot(
-        session, principal=principal, shot_id=shot_id, authorization=authorization
-    )
+    shot = await shots.get_shot(session, principal=principal, shot_id=shot_id)
     return _public(response, shot)
 
 
@@ -83,7 +62,6 @@ async def update_shot(
     session: SessionDep,
     principal: PrincipalDep,
     shots: ShotsDep,
-    authorization: RawAuthorization,
     response: Response,
     if_match: IfMatch = None,
 ) -> ShotPublic:
@@ -94,7 +72,6 @@ async def update_shot(
         shot_id=shot_id,
         data=data,
         expected_version=expected_version(data.version, if_match),
-        authorization=authorization,
     )
     return _public(response, shot)
 
@@ -105,7 +82,6 @@ async def delete_shot(
     session: SessionDep,
     principal: PrincipalDep,
     shots: ShotsDep,
-    authorization: RawAuthorization,
     if_match: IfMatch = None,
 ) -> Response:
     """Delete a shot."""
@@ -114,7 +90,6 @@ async def delete_shot(
         principal=principal,
         shot_id=shot_id,
         expected_version=expected_version(None, if_match),
-        authorization=authorization,
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -126,7 +101,6 @@ async def regenerate_shot(
     session: SessionDep,
     principal: PrincipalDep,
     shots: ShotsDep,
-    authorization: RawAuthorization,
     response: Response,
 ) -> ShotPublic:
     """Send a shot back to pending; the sequences worker re-renders its keyframe."""
@@ -135,7 +109,6 @@ async def regenerate_shot(
         principal=principal,
         shot_id=shot_id,
         prompt=data.prompt,
-        authorization=authorization,
     )
     return _public(response, shot)
 
@@ -146,7 +119,6 @@ async def list_project_shots(
     session: SessionDep,
     principal: PrincipalDep,
     shots: ShotsDep,
-    authorization: RawAuthorization,
     status: ShotStatus | None = None,
     page: Page = 1,
     page_size: PageSize = 20,
@@ -159,7 +131,6 @@ async def list_project_shots(
         status=status,
         page=page,
         page_size=page_size,
-        authorization=authorization,
     )
     return ShotsPublic(
         shots=[ShotPublic.of(s) for s in items], total=total, page=page, page_size=page_size
@@ -173,7 +144,6 @@ async def reorder_project_shots(
     session: SessionDep,
     principal: PrincipalDep,
     shots: ShotsDep,
-    authorization: RawAuthorization,
 ) -> ShotsPublic:
     """Renumber all of a project's shots at once, in the order given."""
     items = await shots.reorder_shots(
@@ -181,7 +151,6 @@ async def reorder_project_shots(
         principal=principal,
         project_id=project_id,
         shot_ids=data.shot_ids,
-        authorization=authorization,
     )
     return ShotsPublic(
         shots=[ShotPublic.of(s) for s in items],

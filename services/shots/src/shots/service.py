@@ -10,11 +10,12 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shots import repository
-from shots.errors import InvalidShotOrder, ProjectNotFound, ProjectReadOnly, ShotNotFound
+from shots.errors import InvalidShotOrder, ShotNotFound
 from shots.models import Shot, event_tables, project_replica
 from shots.schemas import ShotCreate, ShotUpdate
 from storycore_shared.auth import Principal
 from storycore_shared.db import utcnow
+from storycore_shared.errors import ProjectNotFound
 from storycore_shared.events.contracts.projects import ProjectDeleted
 from storycore_shared.events.contracts.sequences import SequenceGenerated
 from storycore_shared.events.contracts.shots import (
@@ -26,7 +27,7 @@ from storycore_shared.events.contracts.shots import (
 )
 from storycore_shared.events.outbox import add_event
 from storycore_shared.http import check_version
-from storycore_shared.replicas.projects import ProjectDirectory, ProjectView
+from storycore_shared.replicas.projects import ProjectDirectory
 
 SOURCE = "shots"
 
@@ -50,38 +51,14 @@ class Shots:
     def __init__(self, directory: ProjectDirectory) -> None:
         self.directory = directory
 
-    async def _project(
-        self,
-        session: AsyncSession,
-        principal: Principal,
-        project_id: uuid.UUID,
-        authorization: str | None,
-        *,
-        write: bool,
-    ) -> ProjectView:
-        project = await self.directory.get(
-            session, project_id, authorization=authorization, lock=write
-        )
-        if project is None or not project.readable_by(principal):
-            raise ProjectNotFound(f"No project {project_id}.")
-        if write and not project.writable_by(principal):
-            raise ProjectReadOnly("Only the project's owner can change its shots.")
-        return project
-
     async def _shot(
-        self,
-        session: AsyncSession,
-        principal: Principal,
-        shot_id: uuid.UUID,
-        authorization: str | None,
-        *,
-        write: bool,
+        self, session: AsyncSession, principal: Principal, shot_id: uuid.UUID, *, write: bool
     ) -> Shot:
         shot = await repository.get(session, shot_id)
         if shot is None:
             raise ShotNotFound(f"No shot {shot_id}.")
         try:
-            await self._project(session, principal, shot.project_id, authorization, write=write)
+            await self.directory.require(session, shot.project_id, principal, write=write)
         except ProjectNotFound as exc:
             raise ShotNotFound(f"No shot {shot_id}.") from exc
         if write:
@@ -96,10 +73,9 @@ class Shots:
         *,
         principal: Principal,
         data: ShotCreate,
-        authorization: str | None,
     ) -> Shot:
         # Holding the project row serialises creates, so appended shots get distinct indexes.
-        await self._project(session, principal, data.project_id, authorization, write=True)
+        await self.directory.require(session, data.project_id, principal, write=True)
         order_index = data.order_index
         if order_index is None:
             order_index = await repository.next_order_index(session, data.project_id)
@@ -125,9 +101,8 @@ class Shots:
         *,
         principal: Principal,
         shot_id: uuid.UUID,
-        authorization: str | None,
     ) -> Shot:
-        return await self._shot(session, principal, shot_id, authorization, write=False)
+        return await self._shot(session, principal, shot_id, write=False)
 
     async def update_shot(
         self,
@@ -137,9 +112,8 @@ class Shots:
         shot_id: uuid.UUID,
         data: ShotUpdate,
         expected_version: int | None,
-        authorization: str | None,
     ) -> Shot:
-        shot = await self._shot(session, principal, shot_id, authorization, write=True)
+        shot = await self._shot(session, principal, shot_id, write=True)
         check_version("shot", shot.version, expected_version)
         changes = data.changes()
         if not changes:
@@ -165,9 +139,8 @@ class Shots:
         principal: Principal,
         shot_id: uuid.UUID,
         expected_version: int | None,
-        authorization: str | None,
     ) -> None:
-        shot = await self._shot(session, principal, shot_id, authorization, write=True)
+        shot = await self._shot(session, principal, shot_id, write=True)
         check_version("shot", shot.version, expected_version)
         await session.delete(shot)
         await session.flush()
@@ -188,9 +161,8 @@ class Shots:
         status: str | None,
         page: int,
         page_size: int,
-        authorization: str | None,
     ) -> tuple[list[Shot], int]:
-        await self._project(session, principal, project_id, authorization, write=False)
+        await self.directory.require(session, project_id, principal, write=False)
         return await repository.list_for_project(
             session, project_id, status=status, offset=(page - 1) * page_size, limit=page_size
         )
@@ -202,9 +174,8 @@ class Shots:
         principal: Principal,
         project_id: uuid.UUID,
         shot_ids: list[uuid.UUID],
-        authorization: str | None,
     ) -> list[Shot]:
-        await self._project(session, principal, project_id, authorization, write=True)
+        await self.directory.require(session, project_id, principal, write=True)
         shots, _ = await repository.list_for_project(session, project_id, lock=True)
         by_id = {shot.id: shot for shot in shots}
         if len(shot_ids) != len(set(shot_ids)) or set(shot_ids) != set(by_id):
@@ -239,9 +210,8 @@ class Shots:
         principal: Principal,
         shot_id: uuid.UUID,
         prompt: str | None,
-        authorization: str | None,
     ) -> Shot:
-        shot = await self._shot(session, principal, shot_id, authorization, write=True)
+        shot = await self._shot(session, principal, shot_id, write=True)
         if prompt is not None:
             shot.prompt = prompt
         shot.status = "pending"

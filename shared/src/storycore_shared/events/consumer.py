@@ -28,6 +28,7 @@ from typing import Any
 
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.client import JetStreamContext
 from nats.js.errors import BadRequestError
 from prometheus_client import Counter
 from pydantic import ValidationError
@@ -55,32 +56,30 @@ class _PoisonMessage(Exception):
     pass
 
 
-class EventConsumer:
+class PullConsumer:
+    """A durable JetStream pull consumer's fetch loop, with a watchdog.
+
+    Subclasses give the consumer's configuration (:meth:`_config`) and what to do with one
+    message (:meth:`_handle`). The loop (re)creates the durable consumer, binds a pull
+    subscription and fetches forever; on any error it backs off and starts over. A watchdog
+    restarts the loop when it has made no progress for ``stall_after`` seconds (nats.py's pull
+    subscriptions can go silent after a server restart, nats.py issue 504); long handlers call
+    :meth:`touch` to show they are alive.
+    """
+
     def __init__(
         self,
         *,
         name: str,
         stream: StreamSpec,
-        handlers: Mapping[type[EventData], Handler],
-        sessionmaker: async_sessionmaker[AsyncSession],
-        tables: EventTables,
         broker: Broker,
-        max_deliver: int = 5,
-        # Handlers are short transactions; after a crash, unacknowledged messages come back
-        # this soon.
-        ack_wait: float = 10.0,
-        batch_size: int = 50,
-        fetch_timeout: float = 2.0,
-        stall_after: float = 30.0,
+        batch_size: int,
+        fetch_timeout: float,
+        stall_after: float,
     ) -> None:
         self.name = name
         self.stream = stream
-        self.handlers = {model.event_type: (model, fn) for model, fn in handlers.items()}
-        self.sessionmaker = sessionmaker
-        self.tables = tables
         self.broker = broker
-        self.max_deliver = max_deliver
-        self.ack_wait = ack_wait
         self.batch_size = batch_size
         self.fetch_timeout = fetch_timeout
         self.stall_after = stall_after
@@ -117,8 +116,12 @@ class EventConsumer:
     def healthy(self) -> bool:
         return self.subscribed and time.monotonic() - self._last_progress < self.stall_after
 
-    def _spawn_loop(self) -> None:
+    def touch(self) -> None:
+        """Record progress, so the watchdog leaves a busy loop alone."""
         self._last_progress = time.monotonic()
+
+    def _spawn_loop(self) -> None:
+        self.touch()
         self._loop_task = asyncio.create_task(self._run(), name=f"{self.name}-loop")
 
     async def _watch(self) -> None:
@@ -137,6 +140,93 @@ class EventConsumer:
     # -- the fetch loop --------------------------------------------------------------------
 
     def _config(self) -> ConsumerConfig:
+        raise NotImplementedError
+
+    async def _handle(self, msg: Msg) -> None:
+        raise NotImplementedError
+
+    def _accepting(self) -> bool:
+        """False once the consumer should fetch no more (a draining worker)."""
+        return True
+
+    async def _subscribe(self) -> JetStreamContext.PullSubscription:
+        js = await self.broker.jetstream()
+        await ensure_stream(js, self.stream)
+        config = self._config()
+        try:
+            await js.add_consumer(self.stream.name, config)
+        except BadRequestError:
+            await js.delete_consumer(self.stream.name, self.name)
+            await js.add_consumer(self.stream.name, config)
+        return await js.pull_subscribe_bind(durable=self.name, stream=self.stream.name)
+
+    async def _run(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                sub = await self._subscribe()
+                self.subscribed = True
+                self.last_error = None
+                delay = 0.2
+                while self._accepting():
+                    self.touch()
+                    try:
+                        messages = await sub.fetch(self.batch_size, timeout=self.fetch_timeout)
+                    except TimeoutError:  # nats' own TimeoutError subclasses it; fetch raises both
+                        continue
+                    for msg in messages:
+                        await self._handle(msg)
+                        self.touch()
+                return
+            except asyncio.CancelledError:
+                self.subscribed = False
+                raise
+            except Exception as exc:
+                self.subscribed = False
+                self.last_error = repr(exc)
+                logger.warning(
+                    "events.consumer.error", extra={"consumer": self.name, "error": repr(exc)}
+                )
+                self.touch()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)  # back within seconds of an outage
+
+
+class EventConsumer(PullConsumer):
+    """Applies events exactly once: handler and inbox row in one transaction, then the ack."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        stream: StreamSpec,
+        handlers: Mapping[type[EventData], Handler],
+        sessionmaker: async_sessionmaker[AsyncSession],
+        tables: EventTables,
+        broker: Broker,
+        max_deliver: int = 5,
+        # Handlers are short transactions; after a crash, unacknowledged messages come back
+        # this soon.
+        ack_wait: float = 10.0,
+        batch_size: int = 50,
+        fetch_timeout: float = 2.0,
+        stall_after: float = 30.0,
+    ) -> None:
+        super().__init__(
+            name=name,
+            stream=stream,
+            broker=broker,
+            batch_size=batch_size,
+            fetch_timeout=fetch_timeout,
+            stall_after=stall_after,
+        )
+        self.handlers = {model.event_type: (model, fn) for model, fn in handlers.items()}
+        self.sessionmaker = sessionmaker
+        self.tables = tables
+        self.max_deliver = max_deliver
+        self.ack_wait = ack_wait
+
+    def _config(self) -> ConsumerConfig:
         return ConsumerConfig(
             durable_name=self.name,
             ack_policy=AckPolicy.EXPLICIT,
@@ -148,43 +238,6 @@ class EventConsumer:
             filter_subjects=sorted(self.handlers),
             max_ack_pending=1000,
         )
-
-    async def _run(self) -> None:
-        delay = 0.2
-        while True:
-            try:
-                js = await self.broker.jetstream()
-                await ensure_stream(js, self.stream)
-                try:
-                    await js.add_consumer(self.stream.name, self._config())
-                except BadRequestError:
-                    await js.delete_consumer(self.stream.name, self.name)
-                    await js.add_consumer(self.stream.name, self._config())
-                sub = await js.pull_subscribe_bind(durable=self.name, stream=self.stream.name)
-                self.subscribed = True
-                self.last_error = None
-                delay = 0.2
-                while True:
-                    self._last_progress = time.monotonic()
-                    try:
-                        messages = await sub.fetch(self.batch_size, timeout=self.fetch_timeout)
-                    except TimeoutError:  # nats' own TimeoutError subclasses it; fetch raises both
-                        continue
-                    for msg in messages:
-                        await self._handle(msg)
-                        self._last_progress = time.monotonic()
-            except asyncio.CancelledError:
-                self.subscribed = False
-                raise
-            except Exception as exc:
-                self.subscribed = False
-                self.last_error = repr(exc)
-                logger.warning(
-                    "events.consumer.error", extra={"consumer": self.name, "error": repr(exc)}
-                )
-                self._last_progress = time.monotonic()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)  # back within seconds of an outage
 
     # -- one message -----------------------------------------------------------------------
 

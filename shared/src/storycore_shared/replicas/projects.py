@@ -3,13 +3,16 @@
 It is fed by ``project.created/updated/deleted`` and answers "does this project exist, who owns
 it, is it public" without a call to the projects service. On a miss (the event has not arrived
 yet, e.g. a shot added right after its project was created) it asks the projects service once,
-over internal HTTP, **forwarding the caller's own bearer token**: the projects service then
-applies its own rules (owner, or public for reads) and answers 404 for anything else, so no
-service credential exists that could read every project::
+over internal HTTP, **forwarding the caller's own bearer token** (``Principal.token``): the
+projects service then applies its own rules (owner, or public for reads) and answers 404 for
+anything else, so no service credential exists that could read every project.
+
+:meth:`ProjectDirectory.require` is the one project guard: it returns the project or raises the
+shared ``ProjectNotFound`` (404; also for another user's private project) or ``ProjectReadOnly``
+(403, a write to someone else's public project)::
 
     directory = ProjectDirectory(project_replica_table(Base.metadata), settings.PROJECTS_URL)
-    project = await directory.get(session, project_id, authorization=request_authorization)
-    if project is None or not project.readable_by(principal): raise ProjectNotFound(...)
+    project = await directory.require(session, project_id, principal, write=True)
 
 Events are applied by version, and a deleted project leaves a tombstone, so a late or
 redelivered event can never resurrect it.
@@ -21,9 +24,10 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar
 
 import httpx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import (
     Boolean,
     Column,
@@ -40,7 +44,13 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storycore_shared.auth import Principal
-from storycore_shared.errors import ServiceUnavailable, UpstreamError, UpstreamTimeout
+from storycore_shared.errors import (
+    ProjectNotFound,
+    ProjectReadOnly,
+    ServiceUnavailable,
+    UpstreamError,
+    UpstreamTimeout,
+)
 from storycore_shared.events.consumer import EventConsumer
 from storycore_shared.events.contracts import projects as project_events
 from storycore_shared.events.contracts.projects import (
@@ -84,11 +94,52 @@ class ProjectView:
     resolution_width: int = 1920
     resolution_height: int = 1080
 
-    def readable_by(self, principal: Principal) -> bool:
-        return self.is_public or self.owner_id == principal.user_id
 
-    def writable_by(self, principal: Principal) -> bool:
-        return self.owner_id == principal.user_id
+class OwnedProject(Protocol):
+    """What the access rule reads of a project: a replica's view or the projects table's row."""
+
+    @property
+    def owner_id(self) -> uuid.UUID: ...
+
+    @property
+    def is_public(self) -> bool: ...
+
+
+ProjectT = TypeVar("ProjectT", bound=OwnedProject)
+
+
+def check_access(
+    project: ProjectT | None, project_id: uuid.UUID, principal: Principal, *, write: bool
+) -> ProjectT:
+    """The project when ``principal`` may read it (its owner's, or public), and with ``write``
+    change it (its owner's); else ``ProjectNotFound`` (404) or ``ProjectReadOnly`` (403).
+    """
+    if project is None or not (project.is_public or project.owner_id == principal.user_id):
+        raise ProjectNotFound(f"No project {project_id}.")
+    if write and project.owner_id != principal.user_id:
+        raise ProjectReadOnly("Only the project's owner can change it or what belongs to it.")
+    return project
+
+
+class ProjectAnswer(BaseModel):
+    """The projects service's answer to ``GET /api/projects/{id}``, as far as a replica uses it.
+
+    Other fields of the answer are ignored; a missing or malformed one is a bad upstream answer.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: uuid.UUID
+    owner_id: uuid.UUID
+    name: Annotated[str, Field(max_length=255)]
+    is_public: bool
+    status: Annotated[str, Field(min_length=1, max_length=20)]
+    version: Annotated[int, Field(ge=1)]
+    resolution_width: Annotated[int, Field(ge=1)]
+    resolution_height: Annotated[int, Field(ge=1)]
+
+    def state(self) -> ProjectState:
+        return ProjectState(project_id=self.id, **self.model_dump())
 
 
 Cascade = Callable[[AsyncSession, ProjectDeleted], Awaitable[None]]
@@ -165,22 +216,44 @@ class ProjectDirectory:
 
     # -- lookups -----------------------------------------------------------------------------
 
+    async def require(
+        self,
+        session: AsyncSession,
+        project_id: uuid.UUID,
+        principal: Principal,
+        *,
+        write: bool,
+        lock: bool | None = None,
+    ) -> ProjectView:
+        """The project guard: the project ``principal`` may read (or, with ``write``, change).
+
+        Raises ``ProjectNotFound`` (404), also for another user's private project, or
+        ``ProjectReadOnly`` (403). ``lock`` defaults to ``write``: see :meth:`get`.
+        """
+        project = await self.get(
+            session, project_id, principal=principal, lock=write if lock is None else lock
+        )
+        return check_access(project, project_id, principal, write=write)
+
     async def get(
         self,
         session: AsyncSession,
         project_id: uuid.UUID,
         *,
-        authorization: str | None,
+        principal: Principal | None = None,
         lock: bool = False,
     ) -> ProjectView | None:
         """The project, or None when it does not exist (or the caller may not see it).
 
-        ``lock`` holds the replica row until the transaction ends, which serialises writers
-        of one project (ordering shots, racing a delete).
+        On a miss the projects service is asked once, with the caller's own token
+        (``principal.token``), so it applies its own rules. ``lock`` holds the replica row
+        until the transaction ends, which serialises writers of one project (ordering shots,
+        racing a delete). This does not check access: use :meth:`require` for that.
         """
         row = await self._row(session, project_id, lock=lock)
         if row is None:
-            fetched = await self._fetch(project_id, authorization)
+            token = principal.token if principal is not None else None
+            fetched = await self._fetch(project_id, f"Bearer {token}" if token else None)
             if fetched is None:
                 return None
             await self.apply(session, fetched)
@@ -226,16 +299,12 @@ class ProjectDirectory:
             if answer.status_code == 504:
                 raise UpstreamTimeout("The projects service timed out.")
             raise UpstreamError(f"The projects service answered {answer.status_code}.")
-        body = answer.json()
+        try:
+            project = ProjectAnswer.model_validate_json(answer.content)
+        except ValidationError as exc:
+            logger.warning("replica.projects.bad_answer", extra={"errors": exc.error_count()})
+            raise UpstreamError("The projects service gave a malformed project.") from exc
+        if project.id != project_id:
+            raise UpstreamError("The projects service answered with another project.")
         logger.info("replica.projects.miss_filled", extra={"project_id": str(project_id)})
-        return ProjectCreated(
-            id=body["id"],
-            project_id=body["id"],
-            owner_id=body["owner_id"],
-            is_public=body["is_public"],
-            name=body["name"],
-            status=body["status"],
-            version=body["version"],
-            resolution_width=body["resolution_width"],
-            resolution_height=body["resolution_height"],
-        )
+        return project.state()

@@ -6,8 +6,9 @@ its own, streaming included. A marker in the last user message steers it:
 ``[[slow]]`` never answers in time · ``[[bad]]`` 200 with a body that is not the format ·
 ``[[http500]]`` a server error · ``[[stream-error]]`` two chunks, then the provider's error ·
 ``[[drip]]`` streams five chunks 0.4 s apart · ``[[plan-invalid]]`` / ``[[plan-invalid-once]]``
-an invalid shot plan (always / the first time). A request whose system text contains
-``SHOT_PLAN_JSON`` gets a plan of the requested size; ``SCENARIO_JSON`` a scenario document.
+an invalid shot plan (always / the first time): markers the *tests* write into user text.
+A system prompt that asks for a shot list gets a plan of the requested size; one that asks for
+the scenario document (``personnages``, ...) gets one. Production prompts carry no test markers.
 ``stop()`` and ``start()`` keep the port, so "provider down" is a refused connection.
 """
 
@@ -24,8 +25,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from storycore_shared.infra.processes import free_port
-from storycore_shared.testing.http_server import BackgroundServer
+from storycore_testkit.http_server import BackgroundServer
+from storycore_testkit.infra.processes import free_port
 
 API_KEY = "test-key"
 # Longer than any client timeout the tests configure.
@@ -105,14 +106,14 @@ class FakeLLMServer:
     # -- behaviour -------------------------------------------------------------------------
 
     def _answer_for(self, text: str, system: str) -> str:
-        if "SHOT_PLAN_JSON" in system:
+        if '"shots": [' in system:  # the planner asks for a shot list
             if "[[plan-invalid]]" in text:
                 return '{"shots": [{"name": "only one, and no framing"}]}'
             if "[[plan-invalid-once]]" in text and text not in self._seen:
                 self._seen.add(text)
                 return "this is not json at all"
             return json.dumps(_plan(system + " " + text))
-        if "SCENARIO_JSON" in system:
+        if "personnages" in system:  # the scenario extractor asks for its document
             return json.dumps(_scenario(text))
         return f"{self.kind} says: {text[:200]}"
 

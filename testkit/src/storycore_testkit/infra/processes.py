@@ -66,14 +66,42 @@ class ManagedProcess:
         self.group = group
         self.stop_signal = stop_signal
         self.proc: subprocess.Popen[bytes] | None = None
+        self.started_at = 0.0  # time.monotonic() of the last start
         self._pump: threading.Thread | None = None
 
     @property
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
 
+    @property
+    def returncode(self) -> int | None:
+        """The exit code once it has exited (negative: killed by that signal), else None."""
+        return self.proc.returncode if self.proc else None
+
     def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return self.proc is not None and self.poll() is None
+
+    def poll(self) -> int | None:
+        """None while the process runs; once it has exited, its exit code.
+
+        Whatever it left behind in its process group (children it forked that outlived a
+        SIGKILL) is killed first, so that a restart does not find its port still held. That
+        happens before the exit is reaped: until then the pid, and so the group id, cannot be
+        reused by another process.
+        """
+        if self.proc is None:
+            return None
+        if self.proc.returncode is not None:
+            return self.proc.returncode
+        if hasattr(os, "waitid"):
+            try:
+                exited = os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:  # reaped by another thread meanwhile
+                exited = None
+            if exited is not None and exited.si_pid == self.proc.pid:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+        return self.proc.poll()
 
     def start(self) -> ManagedProcess:
         kwargs: dict[str, object] = {}
@@ -89,6 +117,7 @@ class ManagedProcess:
             start_new_session=True,  # Ctrl-C reaches the supervisor only; it stops us in order
             **kwargs,  # type: ignore[call-overload]
         )
+        self.started_at = time.monotonic()
         self._pump = threading.Thread(target=self._copy_output, daemon=True, name=self.name)
         self._pump.start()
         return self

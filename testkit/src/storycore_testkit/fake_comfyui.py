@@ -19,8 +19,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from storycore_shared.infra.processes import free_port
-from storycore_shared.testing.http_server import BackgroundServer
+from storycore_testkit.http_server import BackgroundServer
+from storycore_testkit.infra.processes import free_port
 
 
 class FakeComfyUI:

@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from storycore_shared.infra.processes import (
+from storycore_testkit.infra.processes import (
     LogSink,
     ManagedProcess,
     free_port,
@@ -36,7 +36,7 @@ def wheel_binary(name: str) -> Path:
         return beside
     found = shutil.which(name)
     if found is None:
-        raise FileNotFoundError(f"{name} is not installed; install storycore-shared[infra]")
+        raise FileNotFoundError(f"{name} is not installed; install storycore-testkit")
     return Path(found)
 
 
@@ -47,7 +47,7 @@ def postgres_bin_dir() -> Path:
     """
     spec = importlib.util.find_spec("pgserver")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("pgserver is not installed; install storycore-shared[infra]")
+        raise FileNotFoundError("pgserver is not installed; install storycore-testkit")
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 

@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from storycore_shared.infra.servers import EmbeddedPostgres
+    from storycore_testkit.infra.servers import EmbeddedPostgres
+    from storycore_testkit.s3_server import S3Endpoint
 
 
 def docker_available() -> bool:
@@ -74,7 +75,7 @@ def postgres_server(infra_dir: Path, infra_stack: ExitStack) -> EmbeddedPostgres
     """The embedded Postgres when the tests run one (fault tests restart it), else None."""
     if os.environ.get("STORYCORE_TEST_DATABASE_URL") or docker_available():
         return None
-    from storycore_shared.infra.servers import EmbeddedPostgres
+    from storycore_testkit.infra.servers import EmbeddedPostgres
 
     server = EmbeddedPostgres(
         infra_dir / "postgres", durable=False, log_file=infra_dir / "postgres.log"
@@ -110,7 +111,7 @@ def nats_url(infra_dir: Path, infra_stack: ExitStack) -> str:
         wait_for_logs(container, "Server is ready", timeout=30)
         host = container.get_container_host_ip()
         return f"nats://{host}:{container.get_exposed_port(4222)}"
-    from storycore_shared.infra.servers import EmbeddedNats
+    from storycore_testkit.infra.servers import EmbeddedNats
 
     server = EmbeddedNats(infra_dir / "nats", log_file=infra_dir / "nats.log").start()
     infra_stack.callback(server.stop)
@@ -121,3 +122,23 @@ def nats_url(infra_dir: Path, infra_stack: ExitStack) -> str:
 def unique_name() -> str:
     """A fresh lowercase identifier for a test's schema, stream and consumer names."""
     return f"t{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def s3_server(infra_dir: Path, infra_stack: ExitStack) -> S3Endpoint:
+    """A real S3-compatible endpoint: ``STORYCORE_TEST_S3_URL``, else moto's server.
+
+    ``STORYCORE_TEST_S3_URL`` is ``http://KEY:SECRET@host:port`` (MinIO, Ceph...), its region
+    ``STORYCORE_TEST_S3_REGION`` (default ``us-east-1``). Otherwise moto's S3 server runs in a
+    child process on 127.0.0.1. Tests create their own buckets::
+
+        async def test_upload(s3_server: S3Endpoint): ...
+    """
+    from storycore_testkit.s3_server import MotoS3Server, S3Endpoint
+
+    if url := os.environ.get("STORYCORE_TEST_S3_URL"):
+        region = os.environ.get("STORYCORE_TEST_S3_REGION", "us-east-1")
+        return S3Endpoint.from_url(url, region=region)
+    server = MotoS3Server(log_file=infra_dir / "s3.log").start()
+    infra_stack.callback(server.stop)
+    return server.endpoint
