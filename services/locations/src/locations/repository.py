@@ -16,7 +16,7 @@ async def get(
 ) -> Location | None:
     statement = select(Location).where(col(Location.id) == location_id)
     if lock:
-        statement = statement.with_for_update()
+        statement = statement.with_for_update().execution_options(populate_existing=True)
     return (await session.scalars(statement)).first()
 
 

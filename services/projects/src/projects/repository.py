@@ -16,7 +16,7 @@ async def get(
 ) -> Project | None:
     statement = select(Project).where(col(Project.id) == project_id)
     if lock:
-        statement = statement.with_for_update()
+        statement = statement.with_for_update().execution_options(populate_existing=True)
     result = await session.scalars(statement)
     return result.first()
 

@@ -14,7 +14,9 @@ from shots.models import Shot
 async def get(session: AsyncSession, shot_id: uuid.UUID, *, lock: bool = False) -> Shot | None:
     statement = select(Shot).where(col(Shot.id) == shot_id)
     if lock:
-        statement = statement.with_for_update()
+        # populate_existing: a writer that waited for the lock must see the row as the other
+        # writer committed it, not the copy it loaded before waiting (else a lost update).
+        statement = statement.with_for_update().execution_options(populate_existing=True)
     return (await session.scalars(statement)).first()
 
 
@@ -46,7 +48,7 @@ async def list_for_project(
         .limit(limit)
     )
     if lock:
-        statement = statement.with_for_update()
+        statement = statement.with_for_update().execution_options(populate_existing=True)
     return list((await session.scalars(statement)).all()), int(total or 0)
 
 

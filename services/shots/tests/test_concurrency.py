@@ -1,0 +1,118 @@
+"""Two writers of one shot at once, on two real connections.
+
+Unlike the other tests this one needs committed rows (a transaction only waits for another
+that really holds a lock), so it commits its project and shot to the unit database and deletes
+them, and their events, afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import delete, text
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.pool import NullPool
+from sqlmodel import col
+
+from shots.models import SCHEMA, Shot, event_tables, project_replica
+from shots.schemas import ShotCreate, ShotUpdate
+from shots.service import Shots
+from storycore_shared.auth import Principal
+from storycore_shared.db import sqlalchemy_url
+from storycore_shared.errors import VersionConflict
+from storycore_shared.replicas.projects import ProjectDirectory
+from storycore_testkit.polling import eventually
+from storycore_testkit.service_db import project_created
+
+OWNER = Principal(user_id=uuid.uuid4())
+
+
+@pytest.fixture
+async def engine(session: AsyncSession, unit_database_url: str) -> AsyncIterator[AsyncEngine]:
+    del session  # asked for only so that the schema is migrated
+    engine = create_async_engine(
+        sqlalchemy_url(unit_database_url),
+        poolclass=NullPool,
+        connect_args={"server_settings": {"search_path": SCHEMA, "timezone": "UTC"}},
+    )
+    yield engine
+    await engine.dispose()
+
+
+async def _blocked(engine: AsyncEngine, pid: int) -> bool:
+    async with engine.connect() as conn:
+        waiting = await conn.scalar(
+            text("select cardinality(pg_blocking_pids(:pid)) > 0"), {"pid": pid}
+        )
+    return bool(waiting)
+
+
+async def _forget(engine: AsyncEngine, project_id: uuid.UUID) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(delete(Shot).where(col(Shot.project_id) == project_id))
+        await conn.execute(delete(project_replica).where(project_replica.c.id == project_id))
+        await conn.execute(
+            delete(event_tables.outbox).where(
+                event_tables.outbox.c.payload["data"]["project_id"].astext == str(project_id)
+            )
+        )
+
+
+async def test_a_writer_that_waited_for_the_lock_sees_the_version_it_waited_for(
+    engine: AsyncEngine,
+) -> None:
+    shots = Shots(ProjectDirectory(project_replica, "http://127.0.0.1:9"))
+    maker = async_sessionmaker(engine, expire_on_commit=False)
+    created = project_created(OWNER.user_id)
+    project_id = created.id
+    first, second = maker(), maker()
+    task: asyncio.Task[Shot] | None = None
+    try:
+        async with maker() as setup, setup.begin():
+            await shots.directory.apply(setup, created)
+            shot = await shots.create_shot(
+                setup,
+                principal=OWNER,
+                data=ShotCreate(project_id=project_id, name="Stairs", prompt="p"),
+            )
+        # Both writers read version 1. The first writes version 2 and holds its locks.
+        await shots.update_shot(
+            first,
+            principal=OWNER,
+            shot_id=shot.id,
+            data=ShotUpdate(name="First"),
+            expected_version=1,
+        )
+        pid = int(await second.scalar(text("select pg_backend_pid()")) or 0)
+        task = asyncio.create_task(
+            shots.update_shot(
+                second,
+                principal=OWNER,
+                shot_id=shot.id,
+                data=ShotUpdate(name="Second"),
+                expected_version=1,
+            )
+        )
+        await eventually(
+            lambda: _blocked(engine, pid), within=5, what="the second writer waits for the lock"
+        )
+        await first.commit()
+        # The shot is at version 2 now: the second writer's version 1 is stale.
+        with pytest.raises(VersionConflict):
+            await task
+    finally:
+        await first.close()
+        if task is not None:
+            with contextlib.suppress(Exception):
+                await task
+        await second.close()
+        await _forget(engine, project_id)
