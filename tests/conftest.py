@@ -60,6 +60,11 @@ def stack(
             "STORYCORE_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
             "STORYCORE_LOG_LEVEL": "INFO",
             "STORYCORE_DATABASE_TIMEOUT_SECONDS": "2",
+            # Every test client shares 127.0.0.1: the per-address login allowance would block
+            # the whole suite (it is tested on its own in services/auth/tests).
+            "AUTH_LOGIN_CLIENT_ALLOWANCE": "100000",
+            "AUTH_LOGIN_BACKOFF_BASE_SECONDS": "1",
+            "AUTH_LOGIN_BACKOFF_MAX_SECONDS": "2",
             "LLM_DEFAULT_PROVIDER": "mock",
             "LLM_OLLAMA_URL": fake_llms["ollama"].url,
             "LLM_OPENAI_URL": fake_llms["openai"].url,

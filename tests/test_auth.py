@@ -218,3 +218,31 @@ def test_every_forged_or_incomplete_token_is_rejected(
 def test_missing_or_non_bearer_authorization_is_401(api: httpx.Client):
     assert_problem(api.get("/api/projects"), 401, "not_authenticated")
     assert_problem(api.get("/api/projects", headers={"Authorization": "Basic dXNlcjpwYXNz"}), 401)
+
+
+def test_login_throttling_stops_the_guesser_and_nobody_else(api: httpx.Client, make_user: Any):
+    victim, bystander = make_user(), make_user()
+    guesses = [
+        api.post("/api/auth/login", json={"email": victim.email, "password": f"guess {i:04d}!"})
+        for i in range(20)
+    ]
+    codes = [answer.status_code for answer in guesses]
+    assert codes[:5] == [401] * 5  # the account's allowance
+    assert codes.count(429) >= 10, codes
+    refused = next(answer for answer in guesses if answer.status_code == 429)
+    assert_problem(refused, 429, "login_throttled")
+    assert int(refused.headers["Retry-After"]) >= 1
+
+    # Meanwhile another account logs in as usual, and its answer is not cacheable.
+    other = api.post(
+        "/api/auth/login", json={"email": bystander.email, "password": bystander.password}
+    )
+    assert other.status_code == 200
+    assert other.headers["cache-control"] == "no-store"
+
+    # The right password waits out the block like any guess, then works.
+    right = {"email": victim.email, "password": victim.password}
+    blocked = api.post("/api/auth/login", json=right)
+    if blocked.status_code == 429:
+        time.sleep(int(blocked.headers["Retry-After"]) + 0.2)
+    assert api.post("/api/auth/login", json=right).status_code == 200

@@ -15,14 +15,18 @@ import yaml
 from storycore_devstack.routes import (
     FALLBACK,
     GATEWAY_DIR,
+    GATEWAY_IDLE_CONN_TIMEOUT,
     REPO_ROOT,
+    SERVICE_KEEP_ALIVE_SECONDS,
     compose_labels,
+    connect_host,
     load_route_table,
     local_routes,
 )
-from storycore_devstack.stack import Stack
+from storycore_devstack.stack import Stack, StackConfig
 
 TABLE = load_route_table()
+ONE_SHOTS = {"nats-provision"}
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +115,9 @@ def test_compose_has_the_pieces_healthchecks_and_no_default_secrets(compose: dic
     for name, svc in services.items():
         assert "healthcheck" in svc, f"{name} has no healthcheck"
         for dependency, condition in svc.get("depends_on", {}).items():
-            assert condition == {"condition": "service_healthy"}, (name, dependency)
+            # A one-shot (nats-provision) is waited for until it has succeeded.
+            done = "service_completed_successfully" if dependency in ONE_SHOTS else None
+            assert condition["condition"] in ("service_healthy", done), (name, dependency)
     for name in TABLE.services:
         if name != FALLBACK:
             assert set(services[name]["depends_on"]) >= {"postgres", "nats"}
@@ -154,3 +160,53 @@ def test_middlewares_defined_once_and_sse_never_compressed():
     }
     assert used <= set(middlewares)
     assert not list(Path(REPO_ROOT / "gateway").glob("*.toml"))[1:], "one route table only"
+
+
+def _seconds(duration: str) -> float:
+    match = re.fullmatch(r"(\d+)(ms|s|m)", duration)
+    assert match, duration
+    return int(match.group(1)) * {"ms": 0.001, "s": 1, "m": 60}[match.group(2)]
+
+
+def test_the_gateway_drops_idle_connections_before_the_services_do(compose: dict[str, Any]):
+    """Otherwise Traefik can write a POST into a connection uvicorn has just closed: a 502."""
+    flag = "--serversTransport.forwardingTimeouts.idleConnTimeout="
+    compose_idle = [c for c in compose["services"]["traefik"]["command"] if c.startswith(flag)]
+    assert compose_idle == [flag + GATEWAY_IDLE_CONN_TIMEOUT]
+    assert _seconds(GATEWAY_IDLE_CONN_TIMEOUT) < SERVICE_KEEP_ALIVE_SECONDS
+    assert SERVICE_KEEP_ALIVE_SECONDS > 90, "above Traefik's default idle timeout, too"
+    for entry in TABLE.services.values():
+        folder = "gateway" if entry.is_fallback else f"services/{entry.name}"
+        dockerfile = (REPO_ROOT / folder / "Dockerfile").read_text()
+        assert f'"--timeout-keep-alive", "{SERVICE_KEEP_ALIVE_SECONDS}"' in dockerfile, folder
+
+
+def test_the_dev_stack_gateway_listens_on_this_machine_only(tmp_path: Path):
+    config = StackConfig(data_dir=tmp_path)
+    assert config.gateway_host == "127.0.0.1"
+    stack = Stack(config)
+    stack._write_gateway_config()
+    static = yaml.safe_load((tmp_path / "gateway" / "traefik.yml").read_text())
+    assert static["entryPoints"][TABLE.entrypoint]["address"] == f"127.0.0.1:{TABLE.port}"
+    transport = static["serversTransport"]["forwardingTimeouts"]
+    assert transport["idleConnTimeout"] == GATEWAY_IDLE_CONN_TIMEOUT
+    assert stack.gateway_url == f"http://127.0.0.1:{TABLE.port}"
+    assert connect_host("0.0.0.0") == "127.0.0.1"
+    assert connect_host("[::1]") == "[::1]"
+
+
+def test_the_gateways_own_400_and_413_become_problems(compose: dict[str, Any]):
+    text = (GATEWAY_DIR / "dynamic.yml").read_text()
+    rendered = re.sub(
+        r"^\{\{-? range .*?\}\}\n(.*?)\n\{\{- end \}\}", '          - "x"', text, flags=re.M | re.S
+    )
+    rendered = re.sub(r"\{\{.*?\}\}", '"gateway-fallback@file"', rendered)
+    middlewares = yaml.safe_load(rendered)["http"]["middlewares"]
+    chain = middlewares["api"]["chain"]["middlewares"]
+    assert chain.index("problems") < chain.index("body-limit"), "it must wrap the limit"
+    errors = middlewares["problems"]["errors"]
+    assert errors["status"] == ["400", "413"]
+    assert errors["query"] == "/_problems/{status}"
+    assert 'env "STORYCORE_GATEWAY_PROBLEMS_SERVICE"' in text
+    traefik_env = compose["services"]["traefik"]["environment"]
+    assert traefik_env["STORYCORE_GATEWAY_PROBLEMS_SERVICE"] == f"{FALLBACK}@docker"

@@ -133,3 +133,16 @@ async def test_issuer_down_without_keys_is_503_and_with_cached_keys_still_verifi
     with pytest.raises(KeysUnavailable) as caught:
         await cold.verify(token)
     assert caught.value.status == 503
+
+
+async def test_a_token_living_longer_than_the_issuer_allows_is_refused(issuer: Issuer):
+    kid = issuer.add_key()
+    verifier = TokenVerifier(
+        issuer=issuer.url, audience="storycore", jwks_url=f"{issuer.url}/jwks", max_lifetime=1800
+    )
+    now = datetime.now(UTC)
+    fine = issuer.token(kid, exp=now + timedelta(seconds=1800))
+    assert (await verifier.verify(fine)).token == fine
+    for lifetime in (timedelta(days=365), timedelta(seconds=1800 + 61)):
+        with pytest.raises(InvalidToken, match="lives longer"):
+            await verifier.verify(issuer.token(kid, exp=now + lifetime))

@@ -1,11 +1,16 @@
 """``python3 storycore.py <command>``: the dev stack's command line.
 
-up [--scale projects=2] [--port 8080]   start everything; Ctrl-C stops it
+up [--scale projects=2] [--port 8080] [--host 127.0.0.1]
+                                        start everything; Ctrl-C stops it. The gateway
+                                        listens on this machine only unless --host says
+                                        otherwise (--host 0.0.0.0: every interface)
 down                                    stop a stack started elsewhere
 status                                  what runs, is it ready, how often it restarted
 token --user <uuid>                     a valid access token, for scripts
 migrate                                 run every service's migrations
 republish --service S --since T [--until T]
+provision-nats                          create the bus's streams and buckets (NATS_URL: as whom)
+nats-config                             print deploy/nats/nats.conf, made from the bus declaration
 test [pytest args]                      lint, types, import boundaries, then every test
 bench [name ...]                        the benchmarks under benchmarks/, printing figures
 """
@@ -16,6 +21,7 @@ import argparse
 import asyncio
 import contextlib
 import importlib
+import ipaddress
 import json
 import os
 import signal
@@ -57,6 +63,18 @@ def _parse_scale(values: list[str]) -> dict[str, int]:
     return scale
 
 
+def _listen_host(value: str) -> str:
+    """An address for Traefik's entrypoint: an IPv6 literal goes in brackets."""
+    value = value.strip()
+    try:
+        address = ipaddress.ip_address(value.strip("[]"))
+    except ValueError:
+        if not value or any(c in value for c in " /:@"):
+            raise argparse.ArgumentTypeError(f"not a host name or IP address: {value!r}") from None
+        return value
+    return f"[{address}]" if address.version == 6 else str(address)
+
+
 def _config_from(args: argparse.Namespace, **extra: object) -> StackConfig:
     return StackConfig(
         data_dir=Path(args.data_dir),
@@ -70,6 +88,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     config = _config_from(
         args,
         gateway_port=args.port,
+        gateway_host=args.host,
         scale=_parse_scale(args.scale),
         sink=_prefixed_sink(18),
     )
@@ -86,7 +105,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     except BaseException:
         stack.stop()
         raise
-    base = f"http://localhost:{args.port}"
+    base = stack.gateway_url
     print(f"\nStoryCore is up in {stack.started_in:.1f}s. Ctrl-C stops everything.")
     print(f"  API gateway      {base}/api")
     for entry in stack.table.domain_services:
@@ -94,7 +113,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             f"  {entry.name:<16} {base}/api/{entry.name}/docs   "
             f"(replicas: {', '.join(r.url for r in stack.replicas[entry.name])})"
         )
-    print(f"  NATS             {stack.nats_url}")
+    print(f"  NATS             {stack.nats_server_url}   (users: {stack.secrets_dir}/nats.json)")
     print(f"  data folder      {stack.data_dir}")
     print("A process that dies is restarted (`status` counts restarts).\n", flush=True)
     while not stopping.wait(0.5):
@@ -215,12 +234,26 @@ def cmd_republish(args: argparse.Namespace) -> int:
             republish(
                 database_url=stack.database_url(args.service),
                 tables=module.event_tables,
-                nats_url=stack.nats_url,
+                nats_url=stack.nats_url_for(args.service),  # the service's own identity
                 since=args.since,
                 until=args.until,
             )
         )
     print(f"storycore: re-published {count} events from {args.service}")
+    return 0
+
+
+def cmd_provision_nats(args: argparse.Namespace) -> int:
+    with _infrastructure(args) as stack:
+        asyncio.run(stack.provision_nats())
+    print("storycore: the bus's streams and buckets are provisioned")
+    return 0
+
+
+def cmd_nats_config(_: argparse.Namespace) -> int:
+    from storycore_devstack.nats_config import compose_config
+
+    print(compose_config(), end="")
     return 0
 
 
@@ -262,13 +295,24 @@ def main(argv: list[str] | None = None) -> None:
         default=load_route_table().port,
         help="the gateway port (default: gateway/routes.toml)",
     )
+    up.add_argument(
+        "--host",
+        type=_listen_host,
+        default="127.0.0.1",
+        help="the gateway's listen address (default: 127.0.0.1; 0.0.0.0 for every interface)",
+    )
     up.add_argument("--scale", action="append", default=[], metavar="SERVICE=N")
     up.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop a running stack").set_defaults(func=cmd_down)
     sub.add_parser("status", help="show what runs").set_defaults(func=cmd_status)
     token = sub.add_parser("token", help="print an access token")
     token.add_argument("--user", required=True, type=str)
-    token.add_argument("--ttl", type=int, default=1800)
+    token.add_argument(
+        "--ttl",
+        type=int,
+        default=1800,
+        help="seconds, at most the services' STORYCORE_ACCESS_TOKEN_TTL_SECONDS",
+    )
     token.set_defaults(func=cmd_token)
     sub.add_parser("migrate", help="run all migrations").set_defaults(func=cmd_migrate)
     rep = sub.add_parser("republish", help="re-send outbox events of a time range")
@@ -276,6 +320,12 @@ def main(argv: list[str] | None = None) -> None:
     rep.add_argument("--since", required=True, type=_timestamp)
     rep.add_argument("--until", type=_timestamp, default=datetime.now(UTC))
     rep.set_defaults(func=cmd_republish)
+    sub.add_parser(
+        "provision-nats", help="create the bus's streams and buckets (as the provisioner)"
+    ).set_defaults(func=cmd_provision_nats)
+    sub.add_parser(
+        "nats-config", help="print the compose NATS config made from the bus declaration"
+    ).set_defaults(func=cmd_nats_config)
     bench = sub.add_parser("bench", help="run the benchmarks in benchmarks/ (prints figures)")
     bench.add_argument("names", nargs="*", help="only these (file names without .py)")
     bench.set_defaults(func=cmd_bench)

@@ -15,6 +15,14 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 GATEWAY_DIR = REPO_ROOT / "gateway"
 FALLBACK = "gateway-fallback"
 
+# A pooled upstream connection must be dropped by the gateway before the service closes it:
+# otherwise Traefik can write a request into a socket the service has just closed, and a POST
+# (not replayable) comes back as 502. So Traefik forgets idle connections after 30 s, and
+# uvicorn keeps them for 120 s (its default is 5 s; also above Traefik's default of 90 s).
+# The Dockerfiles and docker-compose.yml say the same; tests/test_gateway_config.py checks.
+GATEWAY_IDLE_CONN_TIMEOUT = "30s"
+SERVICE_KEEP_ALIVE_SECONDS = 120
+
 
 @dataclass(frozen=True)
 class Route:
@@ -47,6 +55,14 @@ class RouteTable:
     @property
     def domain_services(self) -> list[ServiceEntry]:
         return [s for s in self.services.values() if not s.is_fallback]
+
+
+def connect_host(listen_host: str) -> str:
+    """Where a local client reaches a server listening on ``listen_host`` ("" = everywhere;
+    an IPv6 address in brackets, as Traefik's entrypoint address wants it)."""
+    if listen_host in ("", "0.0.0.0", "[::]"):
+        return "127.0.0.1"
+    return listen_host
 
 
 def load_route_table(path: Path | None = None) -> RouteTable:

@@ -29,6 +29,7 @@ from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import asyncpg
 import httpx
@@ -36,15 +37,21 @@ import yaml
 from sqlalchemy.engine import make_url
 
 from auth.keys import generate_private_key_pem
+from storycore_devstack.nats_config import authorization_block
 from storycore_devstack.routes import (
     GATEWAY_DIR,
+    GATEWAY_IDLE_CONN_TIMEOUT,
+    SERVICE_KEEP_ALIVE_SECONDS,
     RouteTable,
     ServiceEntry,
+    connect_host,
     load_route_table,
     local_routes,
 )
 from storycore_devstack.supervisor import Backoff, Supervisor
 from storycore_shared.db import asyncpg_dsn, provision_service_role
+from storycore_shared.events.bus import BUS, PROVISIONER
+from storycore_shared.events.provision import provision
 from storycore_shared.migrations import migrate
 from storycore_testkit.infra.processes import LogSink, ManagedProcess, free_port, wait_until
 from storycore_testkit.infra.servers import EmbeddedNats, EmbeddedPostgres, wheel_binary
@@ -55,6 +62,11 @@ GATEWAY_RESPONSE_TIMEOUT = "90s"  # above the LLM providers' default 60 s
 
 def env_prefix(service: str) -> str:
     return service.upper().replace("-", "_") + "_"
+
+
+def _without_credentials(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme}{sep}{rest.rpartition('@')[2]}" if sep else url
 
 
 def role_url(admin_url: str, role: str, password: str) -> str:
@@ -69,7 +81,7 @@ def role_url(admin_url: str, role: str, password: str) -> str:
 class StackConfig:
     data_dir: Path
     gateway_port: int = 8080
-    gateway_host: str = ""  # "" = every interface, as a dev server usually does
+    gateway_host: str = "127.0.0.1"  # this machine only; "0.0.0.0" (or "") = every interface
     scale: dict[str, int] = field(default_factory=dict)
     database_url: str | None = None  # an existing server's admin URL instead of the embedded one
     nats_url: str | None = None
@@ -108,7 +120,11 @@ class Stack:
         self.postgres: EmbeddedPostgres | None = None
         self.nats: EmbeddedNats | None = None
         self.admin_url = ""
+        # The provisioner's URL (with its credentials): the bus's administrator, for
+        # provisioning, operator commands and tests. Services get their own (nats_url_for).
         self.nats_url = ""
+        self.nats_server_url = ""  # without credentials: safe to print and to write down
+        self.nats_passwords: dict[str, str] = {}
         self.replicas: dict[str, list[Replica]] = {}
         self.traefik: ManagedProcess | None = None
         self.workers: dict[str, list[ManagedProcess]] = {}
@@ -126,7 +142,7 @@ class Stack:
 
     @property
     def gateway_url(self) -> str:
-        return f"http://127.0.0.1:{self.config.gateway_port}"
+        return f"http://{connect_host(self.config.gateway_host)}:{self.config.gateway_port}"
 
     @property
     def signing_key_file(self) -> Path:
@@ -135,12 +151,30 @@ class Stack:
     def database_url(self, service: str) -> str:
         return role_url(self.admin_url, service.replace("-", "_"), self.role_passwords[service])
 
+    def nats_url_for(self, user: str) -> str:
+        """The NATS URL with the credentials of ``user``, an identity of the bus declaration.
+
+        With an external server (``NATS_URL``) the operator provides them: ``<USER>_NATS_URL``
+        (``SHOTS_NATS_URL``, ``SEQUENCES_WORKER_NATS_URL``) when set, else ``NATS_URL`` itself.
+        """
+        if self.nats is None:
+            return os.environ.get(f"{env_prefix(user)}NATS_URL") or self.nats_url
+        host = self.nats_server_url.partition("://")[2]
+        password = quote(self.nats_passwords[user], safe="")
+        return f"nats://{quote(user, safe='')}:{password}@{host}"
+
+    @property
+    def _bus_env(self) -> dict[str, str]:
+        """What renames declared buckets (SEQUENCES_KEYFRAME_BUCKET), as the services see it."""
+        return {**os.environ, **self.config.extra_env}
+
     def start(self) -> Stack:
         began = time.monotonic()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.prepare_secrets()
         self.start_infrastructure()
         asyncio.run(self.prepare_database())
+        asyncio.run(self.provision_nats())
         for service in self.table.services.values():
             count = self.config.scale.get(service.name, 1)
             self.replicas[service.name] = [
@@ -240,6 +274,11 @@ class Stack:
             **self.service_env(service),
             f"{env_prefix(service.name)}WORKER_ALIVE_FILE": str(alive),
         }
+        worker = f"{service.name}-worker"  # the workers' own, narrower NATS identity
+        if worker in BUS and (
+            self.nats is not None or f"{env_prefix(worker)}NATS_URL" in os.environ
+        ):
+            env[f"{env_prefix(service.name)}NATS_URL"] = self.nats_url_for(worker)
         process = ManagedProcess(
             name,
             [sys.executable, "-m", service.worker],
@@ -293,6 +332,14 @@ class Stack:
         )
         roles_file.chmod(0o600)
         self.role_passwords = known
+        # One NATS user per identity of the bus declaration; delete the file to rotate them all.
+        nats_file = self.secrets_dir / "nats.json"
+        users = json.loads(nats_file.read_text()) if nats_file.exists() else {}
+        for identity in BUS:
+            users.setdefault(identity.user, secrets.token_urlsafe(24))
+        nats_file.write_text(json.dumps(users, indent=2))
+        nats_file.chmod(0o600)
+        self.nats_passwords = users
 
     def start_infrastructure(self) -> None:
         sink = self.config.sink
@@ -313,12 +360,17 @@ class Stack:
             )
         if self.config.nats_url:
             self.nats_url = self.config.nats_url
+            self.nats_server_url = _without_credentials(self.config.nats_url)
         else:
             self.nats = EmbeddedNats(
-                self.data_dir / "nats", sink=sink, log_file=self.log_dir / "nats.log"
+                self.data_dir / "nats",
+                sink=sink,
+                log_file=self.log_dir / "nats.log",
+                authorization=authorization_block(self.nats_passwords, self._bus_env),
             )
             self._supervised("nats", self._start_nats)
-            self.nats_url = self.nats.url
+            self.nats_server_url = self.nats.url
+            self.nats_url = self.nats_url_for(PROVISIONER)
 
     # Both wait until ready, on the port they had; one that never gets ready is killed, so a
     # later attempt does not find the port taken.
@@ -359,6 +411,16 @@ class Stack:
             await provision_service_role(self.admin_url, role, self.role_passwords[service.name])
         await self.migrate_all()
 
+    async def provision_nats(self) -> None:
+        """Streams and buckets, as the provisioning identity, before any service starts."""
+        try:
+            await provision(self.nats_url, env=self._bus_env)
+        except Exception as exc:
+            raise RuntimeError(
+                f"provisioning NATS at {self.nats_server_url} failed ({exc!r}); with NATS_URL, "
+                "it must carry credentials allowed to manage streams (README, event bus)"
+            ) from exc
+
     async def migrate_all(self) -> None:
         for service in self.table.domain_services:
             module = importlib.import_module(service.app.split(":")[0])
@@ -370,7 +432,8 @@ class Stack:
             **os.environ,
             "PYTHONUNBUFFERED": "1",
             "STORYCORE_ENVIRONMENT": self.config.environment,
-            "STORYCORE_NATS_URL": self.nats_url,
+            # Each identity's own URL is set below; this one only serves an external NATS.
+            "STORYCORE_NATS_URL": self.nats_url if self.nats is None else self.nats_server_url,
             "STORYCORE_JWKS_URL": f"{self.gateway_url}/api/auth/.well-known/jwks.json",
             "STORYCORE_PROJECTS_URL": self.gateway_url,
             "STORYCORE_INTERNAL_TOKEN": self.internal_token,
@@ -381,6 +444,8 @@ class Stack:
         }
         if not service.is_fallback:
             env[f"{env_prefix(service.name)}DATABASE_URL"] = self.database_url(service.name)
+        if service.name in BUS:  # its own NATS user (bus declaration)
+            env[f"{env_prefix(service.name)}NATS_URL"] = self.nats_url_for(service.name)
         return env
 
     def _spawn(self, replica: Replica) -> ManagedProcess:
@@ -398,6 +463,8 @@ class Stack:
             "--no-server-header",
             "--timeout-graceful-shutdown",
             "5",
+            "--timeout-keep-alive",
+            str(SERVICE_KEEP_ALIVE_SECONDS),
         ]
         replica.process = ManagedProcess(
             replica.name,
@@ -446,6 +513,7 @@ class Stack:
                 "forwardingTimeouts": {
                     "dialTimeout": "5s",
                     "responseHeaderTimeout": GATEWAY_RESPONSE_TIMEOUT,
+                    "idleConnTimeout": GATEWAY_IDLE_CONN_TIMEOUT,
                 }
             },
             "log": {"level": "ERROR"},
@@ -485,7 +553,7 @@ class Stack:
             state = {
                 "pid": os.getpid(),
                 "gateway": self.gateway_url,
-                "nats_url": self.nats_url,
+                "nats_url": self.nats_server_url,  # credentials: secrets/nats.json
                 "services": {
                     n: [r.url + r.service.health_path for r in reps]
                     for n, reps in self.replicas.items()

@@ -19,8 +19,9 @@ from auth.errors import (
     UserNotFound,
 )
 from auth.keys import KeyRing, generate_private_key_pem
-from auth.models import RefreshToken, User, event_tables
+from auth.models import RefreshToken, User, event_tables, login_attempts
 from auth.schemas import LoginRequest, TokenPair, UserCreate
+from auth.throttle import LoginThrottle, LoginThrottled, ThrottleRules
 from storycore_shared.auth import KeySet, Principal, TokenVerifier
 
 PASSWORD = "correct horse battery"
@@ -34,6 +35,10 @@ def _tokens(*, refresh_ttl: int = 3600) -> service.TokenSettings:
 
 
 TOKENS = _tokens()
+RULES = ThrottleRules(
+    account_allowance=3, client_allowance=8, window_seconds=60, base_seconds=30, max_seconds=60
+)
+THROTTLE = LoginThrottle(login_attempts, RULES, hashing_slots=2)
 VERIFIER = TokenVerifier(issuer="storycore-auth", audience="storycore", keys=KeySet(KEYRING.jwks()))
 
 
@@ -48,9 +53,14 @@ async def _login(
     email: str = "mara@example.com",
     password: str = PASSWORD,
     tokens: service.TokenSettings = TOKENS,
+    client: str = "192.0.2.1",
 ) -> TokenPair:
     return await service.login(
-        session, data=LoginRequest(email=email, password=password), tokens=tokens
+        session,
+        data=LoginRequest(email=email, password=password),
+        tokens=tokens,
+        throttle=THROTTLE,
+        client=client,
     )
 
 
@@ -191,3 +201,47 @@ async def test_me_is_the_tokens_user(session: AsyncSession) -> None:
     assert (me.id, me.email) == (user.id, "mara@example.com")
     with pytest.raises(UserNotFound):
         await service.get_me(session, principal=Principal(user_id=uuid.uuid4()))
+
+
+async def test_an_account_is_blocked_after_its_allowance_and_others_are_not(
+    session: AsyncSession,
+) -> None:
+    await _register(session)
+    await _register(session, "tomas@example.com")
+    for _ in range(RULES.account_allowance):
+        with pytest.raises(InvalidCredentials):
+            await _login(session, password="wrong password!")
+    with pytest.raises(LoginThrottled) as blocked:
+        await _login(session, password="wrong password!")
+    assert 1 <= int(blocked.value.headers["Retry-After"]) <= RULES.max_seconds
+    # Now even the right password waits: the guesser learns nothing more.
+    with pytest.raises(LoginThrottled):
+        await _login(session)
+    # Another account from the same address logs in.
+    assert (await _login(session, "tomas@example.com")).access_token
+
+
+async def test_a_client_spraying_many_accounts_is_blocked(session: AsyncSession) -> None:
+    emails = [f"user{i}@example.com" for i in range(RULES.client_allowance + 1)]
+    for email in emails[:-1]:
+        with pytest.raises(InvalidCredentials):
+            await _login(session, email=email, password="wrong password!", client="198.51.100.7")
+    with pytest.raises(LoginThrottled):
+        await _login(session, email=emails[-1], password="wrong password!", client="198.51.100.7")
+    await _register(session, "spared@example.com")
+    assert (await _login(session, "spared@example.com", client="203.0.113.9")).access_token
+
+
+async def test_a_success_clears_the_account_s_failures(session: AsyncSession) -> None:
+    await _register(session)
+    for _ in range(RULES.account_allowance):
+        with pytest.raises(InvalidCredentials):
+            await _login(session, password="wrong password!")
+    await _login(session)  # still inside the allowance: the right password works
+    rows = await session.execute(select(login_attempts.c.key))
+    assert [r[0] for r in rows] == ["client:192.0.2.1"]
+
+
+def test_backoff_doubles_up_to_the_cap() -> None:
+    rules = ThrottleRules(base_seconds=1, max_seconds=10)
+    assert [rules.block_for(n) for n in range(1, 7)] == [1, 2, 4, 8, 10, 10]

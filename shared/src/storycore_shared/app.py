@@ -35,9 +35,10 @@ from starlette.requests import HTTPConnection
 
 from storycore_shared import health
 from storycore_shared.auth import TokenVerifier
+from storycore_shared.bodies import RequestBodyMiddleware
 from storycore_shared.config import ServiceSettings
 from storycore_shared.db import create_engine, create_sessionmaker
-from storycore_shared.errors import install_error_handlers
+from storycore_shared.errors import SHARED_PROBLEMS, install_error_handlers
 from storycore_shared.events.broker import Broker
 from storycore_shared.events.consumer import EventConsumer
 from storycore_shared.events.contracts import StreamSpec
@@ -133,6 +134,7 @@ def default_verifier(settings: ServiceSettings) -> TokenVerifier:
         audience=settings.JWT_AUDIENCE,
         jwks_url=settings.JWKS_URL,
         oidc_issuer_url=settings.OIDC_ISSUER_URL,
+        max_lifetime=settings.ACCESS_TOKEN_TTL_SECONDS,
     )
 
 
@@ -194,9 +196,25 @@ def create_service_app(spec: ServiceSpec[Any]) -> FastAPI:
         redoc_url=None,
         openapi_url=None if production else f"/api/{spec.name}/openapi.json",
     )
+    # Outermost first: request id and access log, the catch-all 500, then the body checks.
+    app.add_middleware(RequestBodyMiddleware, max_body_bytes=settings.MAX_BODY_BYTES)
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, service=spec.name)
     app.include_router(health.router)
     for router in spec.routers:
-        app.include_router(router)
+        app.include_router(router, responses=SHARED_PROBLEMS)
+    if settings.ENVIRONMENT == "test":
+        app.include_router(_diagnostics_router(spec.name))
     return app
+
+
+def _diagnostics_router(name: str) -> APIRouter:
+    """Test mode only: ``POST /api/<name>/_diagnostics/unhandled-error`` raises an unexpected
+    exception, so the suite can check what a real 500 does to the connection behind it."""
+    router = APIRouter(include_in_schema=False)
+
+    @router.post(f"/api/{name}/_diagnostics/unhandled-error")
+    async def raise_unhandled_error() -> None:
+        raise RuntimeError("deliberate failure (test mode diagnostics)")
+
+    return router

@@ -34,6 +34,8 @@ REQUIRED_CLAIMS = ["exp", "iat", "sub", "iss", "aud"]
 MIN_REFRESH_INTERVAL = 1.0
 # Cached keys are re-fetched after this long, so a key withdrawn from the JWKS stops verifying.
 KEYS_MAX_AGE = 300.0
+# Clock skew allowed on a token's lifetime.
+LEEWAY_SECONDS = 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,12 @@ class KeySet:
         self.keys = keys
 
 
+def _number(claim: object) -> float:
+    if isinstance(claim, bool) or not isinstance(claim, int | float):
+        raise InvalidToken("The token's times are not numbers.")
+    return float(claim)
+
+
 class TokenVerifier:
     """Verifies access tokens against a key set that can refresh itself from a JWKS URL."""
 
@@ -96,6 +104,7 @@ class TokenVerifier:
         oidc_issuer_url: str | None = None,
         keys: KeySet | None = None,
         http_timeout: float = 3.0,
+        max_lifetime: float | None = None,
     ) -> None:
         if not (jwks_url or oidc_issuer_url or keys):
             raise ValueError("a TokenVerifier needs a JWKS URL, an OIDC issuer or a key set")
@@ -106,6 +115,8 @@ class TokenVerifier:
         self.keys = keys or KeySet()
         self._static = keys is not None and not (jwks_url or oidc_issuer_url)
         self._http_timeout = http_timeout
+        # A token may live at most this long (exp - iat), however it was signed.
+        self.max_lifetime = max_lifetime
         self._last_refresh = 0.0
         self._lock = asyncio.Lock()
 
@@ -177,6 +188,9 @@ class TokenVerifier:
             raise InvalidToken("The token has expired.") from exc
         except jwt.PyJWTError as exc:
             raise InvalidToken(f"The token was rejected: {exc}.") from exc
+        lifetime = _number(claims["exp"]) - _number(claims["iat"])
+        if self.max_lifetime is not None and lifetime > self.max_lifetime + LEEWAY_SECONDS:
+            raise InvalidToken("The token lives longer than this issuer's tokens may.")
         try:
             user_id = uuid.UUID(str(claims["sub"]))
         except ValueError as exc:

@@ -46,11 +46,17 @@ class ServiceSettings(BaseSettings):
     NATS_URL: str
     JWT_ISSUER: str = "storycore-auth"
     JWT_AUDIENCE: str = "storycore"
+    # Access-token lifetime: auth issues tokens for this long, and every verifier refuses a
+    # token whose exp - iat is longer (plus a minute of leeway).
+    ACCESS_TOKEN_TTL_SECONDS: int = 1800
     JWKS_URL: str | None = None
     OIDC_ISSUER_URL: str | None = None
     LOG_LEVEL: str = "INFO"
     LOG_JSON: bool = True
     OUTBOX_RETENTION_DAYS: int = 7
+    # Larger request bodies get 413 from the service too (the gateway's limit has the same
+    # variable but does not cover the streaming routes).
+    MAX_BODY_BYTES: int = 1_048_576
     # Binary assets (storycore_shared.assets): the NATS object store, one bucket per service, or
     # one S3-compatible bucket in which each service's bucket name becomes a key prefix.
     ASSET_BACKEND: Literal["nats", "s3"] = "nats"
@@ -101,7 +107,17 @@ class ServiceSettings(BaseSettings):
             "environment": self.ENVIRONMENT,
             "database": _strip_credentials(self.DATABASE_URL),
             "nats": _strip_credentials(self.NATS_URL),
+            # Its own NATS user (storycore_shared.events.bus); never the password.
+            "nats_user": _user(self.NATS_URL),
         }
+
+
+def _user(url: str) -> str | None:
+    _, sep, rest = url.partition("://")
+    userinfo, at, _ = rest.rpartition("@")
+    if not (sep and at):
+        return None
+    return userinfo.partition(":")[0] or None
 
 
 def _strip_credentials(url: str) -> str:

@@ -7,8 +7,11 @@ Below the route layer code raises a :class:`ServiceError` subclass, never ``HTTP
         title = "Project not found"
 
 Every answer carries ``type, title, status, detail, code, request_id``; validation errors add
-``errors``. Unexpected exceptions are logged with their traceback and answered with a bare 500:
-no stack trace ever reaches a client.
+``errors``. Unexpected exceptions are logged with their traceback and answered with a bare 500
+problem: no stack trace ever reaches a client. :class:`CatchAllMiddleware` answers them without
+re-raising, so the server keeps the connection open (uvicorn closes a connection when an
+exception escapes the app after the answer has started, and a gateway that had already pooled
+that connection would hand the next request to a dead socket: a 502 for someone else).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from storycore_shared.logs import request_id_var
 
@@ -116,6 +120,13 @@ class Unprocessable(ServiceError):
     title = "Validation error"
 
 
+class InvalidBody(Unprocessable):
+    """The body is not strict JSON (:mod:`storycore_shared.bodies`); ``errors`` as FastAPI's."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__(_invalid_fields(errors), extra={"errors": errors})
+
+
 class TooManyRequests(ServiceError):
     status = 429
     code = "rate_limited"
@@ -143,6 +154,20 @@ class UpstreamTimeout(ServiceError):
     status = 504
     code = "upstream_timeout"
     title = "Upstream timed out"
+
+
+class RequestRejected(StarletteHTTPException):
+    """A :class:`ServiceError` raised while the body is read (FastAPI turns any other exception
+    from its body reading into a bare 400); rendered as that error."""
+
+    def __init__(self, error: ServiceError) -> None:
+        super().__init__(error.status, error.detail)
+        self.error = error
+
+
+def _invalid_fields(errors: list[dict[str, Any]]) -> str:
+    fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in errors)
+    return f"Invalid request: {fields}"
 
 
 def problem_response(
@@ -194,14 +219,18 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
         {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
         for err in exc.errors()
     ]
-    fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in errors)
     return problem_response(
         422,
         "validation_error",
         "Validation error",
-        f"Invalid request: {fields}",
+        _invalid_fields(errors),
         extra={"errors": errors},
     )
+
+
+async def _rejected(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestRejected)
+    return await _service_error(request, exc.error)
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
@@ -250,11 +279,107 @@ def is_connection_failure(exc: BaseException) -> bool:
     )
 
 
+class CatchAllMiddleware:
+    """Answers an unhandled exception with a 500 (or 503) problem and returns normally.
+
+    Starlette's ``ServerErrorMiddleware`` re-raises after answering, and uvicorn then closes the
+    connection even though the answer was complete; a proxy that had already put the connection
+    back in its pool hands it the next request, which fails (a 502 for a POST it cannot retry).
+    Only an exception after the answer has started still escapes: closing the connection is the
+    one way to end a half-sent answer.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:
+            if started:
+                raise
+            response = await _unexpected_error(Request(scope), exc)
+            await response(scope, receive, send)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    """The problem+json handlers, and :class:`CatchAllMiddleware` (add it before middleware
+    that should see its 500s, such as the access log)."""
     app.add_exception_handler(ServiceError, _service_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(RequestRejected, _rejected)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    # Only reached when CatchAllMiddleware could not answer (an answer had started).
     app.add_exception_handler(Exception, _unexpected_error)
+    app.add_middleware(CatchAllMiddleware)
+
+
+# -- documentation: the problem shape, for the OpenAPI ``responses`` of every router ------------
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "type": "object",
+    "description": "RFC 9457 problem details.",
+    "required": ["type", "title", "status", "detail", "code"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "code": {"type": "string"},
+        "request_id": {"type": ["string", "null"]},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["loc", "msg", "type"],
+                "properties": {
+                    "loc": {"type": "array", "items": {"type": ["string", "integer"]}},
+                    "msg": {"type": "string"},
+                    "type": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` documenting ``statuses`` as problem+json, for a router or route."""
+    return {
+        status: {
+            "description": _PROBLEM_DESCRIPTIONS.get(status, "Problem"),
+            "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}},
+        }
+        for status in statuses
+    }
+
+
+_PROBLEM_DESCRIPTIONS = {
+    400: "Malformed request",
+    401: "Not authenticated",
+    403: "Forbidden",
+    404: "Not found",
+    409: "Conflict",
+    413: "Request body too large",
+    422: "Validation error (`errors` names each field)",
+    429: "Too many requests (`Retry-After`)",
+    500: "Unexpected error (logged)",
+    503: "A dependency is unavailable (`Retry-After`)",
+}
+
+# What any route of any service may answer, whatever it does.
+SHARED_PROBLEMS = problem_responses(401, 404, 413, 422, 429, 500, 503)
 
 
 # -- the project guard's errors, the same in every service holding project-scoped data ----------

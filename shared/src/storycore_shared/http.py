@@ -1,4 +1,9 @@
-"""HTTP conventions every service shares: optimistic concurrency and pagination."""
+"""HTTP conventions every service shares: optimistic concurrency, pagination, SSE resumption.
+
+Every number a client sends in a query string or a header is bounded here to what the column
+behind it holds, so an absurd value is a 422 (or, for ``Last-Event-ID``, ignored), never an
+overflow in Postgres.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,21 @@ from typing import Annotated
 from fastapi import Header, Query
 
 from storycore_shared.errors import Unprocessable, VersionConflict
+from storycore_shared.types import INT32_MAX
 
-_ETAG = re.compile(r'^\s*(?:W/)?"?(\d+)"?\s*$')
+# Versions are Postgres ``integer`` columns: at most ten digits, at most 2^31-1.
+_ETAG = re.compile(r'^\s*(?:W/)?"?([0-9]{1,10})"?\s*$')
+_EVENT_ID = re.compile(r"^\s*([0-9]{1,10})\s*$")
 
-IfMatch = Annotated[str | None, Header(alias="If-Match")]
-Page = Annotated[int, Query(ge=1)]
+IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=64)]
+# offset = (page - 1) * page_size stays far inside bigint.
+Page = Annotated[int, Query(ge=1, le=INT32_MAX)]
 PageSize = Annotated[int, Query(ge=1, le=100)]
+
+
+def _if_match_invalid(message: str) -> Unprocessable:
+    error = {"loc": ["header", "If-Match"], "msg": message, "type": "value_error"}
+    return Unprocessable(f"Invalid request: header.If-Match: {message}", extra={"errors": [error]})
 
 
 def expected_version(body_version: int | None, if_match: str | None) -> int | None:
@@ -21,12 +35,22 @@ def expected_version(body_version: int | None, if_match: str | None) -> int | No
     if if_match is None or if_match.strip() == "*":
         return body_version
     match = _ETAG.match(if_match)
-    if match is None:
-        raise Unprocessable('If-Match must be a version such as "3".')
+    if match is None or int(match.group(1)) > INT32_MAX:
+        raise _if_match_invalid('If-Match must be a version such as "3".')
     header_version = int(match.group(1))
     if body_version is not None and body_version != header_version:
-        raise Unprocessable("The body's version and If-Match disagree.")
+        raise _if_match_invalid("The body's version and If-Match disagree.")
     return header_version
+
+
+def last_event_id(value: str | None) -> int:
+    """The SSE ``Last-Event-ID`` a reconnecting client sends back: our frame ids are integers
+    (a Postgres ``integer``). Anything else (absent, not a number, out of range) is taken as 0,
+    "replay from the start", which a reconnect survives; a 422 would only end the stream."""
+    match = _EVENT_ID.match(value or "")
+    if match is None or int(match.group(1)) > INT32_MAX:
+        return 0
+    return int(match.group(1))
 
 
 def check_version(kind: str, current: int, expected: int | None) -> None:

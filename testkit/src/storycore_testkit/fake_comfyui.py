@@ -5,12 +5,25 @@
 outputs; ``GET /view?filename=&subfolder=&type=`` returns the PNG; ``GET /system_stats``.
 A positive prompt containing ``[[comfy-error]]`` is rejected the way ComfyUI rejects an invalid
 workflow (HTTP 400 with ``error`` and ``node_errors``). ``stop()``/``start()`` keep the port.
+
+Pose workflows too: ``POST /upload/image`` (multipart, field ``image``) stores an input image
+and answers ``{"name", "subfolder", "type": "input"}``; a workflow with a pose preprocessor
+node (``DWPreprocessor``, ``OpenposePreprocessor``) whose ``LoadImage`` names an uploaded image
+runs, and its history carries that node's ``openpose_json`` as comfyui_controlnet_aux writes
+it: a list of one JSON string, a list of one OpenPose document per image, ``people`` with
+18-point ``pose_keypoints_2d`` normalised to 0..1, ``canvas_width``/``canvas_height`` the
+image's size. The people are :data:`STANDING_FIGURE` unless a test sets ``poses`` (a list of
+``pose_keypoints_2d`` lists). An image that was not uploaded fails validation as ComfyUI's
+``LoadImage`` does.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import uuid
+from email.parser import BytesParser
+from email.policy import HTTP
 from typing import Any
 
 from PIL import Image
@@ -22,6 +35,21 @@ from starlette.routing import Route
 from storycore_testkit.http_server import BackgroundServer
 from storycore_testkit.infra.processes import free_port
 
+POSE_NODES = ("DWPreprocessor", "OpenposePreprocessor")
+# A person standing with arms out, in OpenPose's 18-point COCO order (x, y normalised to the
+# image, confidence 1): nose, neck, right shoulder/elbow/wrist, left shoulder/elbow/wrist,
+# right hip/knee/ankle, left hip/knee/ankle, right eye, left eye, right ear, left ear.
+STANDING_FIGURE: list[float] = [
+    value
+    for x, y in [
+        (0.50, 0.14), (0.50, 0.22), (0.42, 0.23), (0.33, 0.30), (0.25, 0.36),
+        (0.58, 0.23), (0.67, 0.30), (0.75, 0.36), (0.45, 0.50), (0.44, 0.69),
+        (0.44, 0.88), (0.55, 0.50), (0.56, 0.69), (0.56, 0.88), (0.48, 0.12),
+        (0.52, 0.12), (0.46, 0.13), (0.54, 0.13),
+    ]
+    for value in (x, y, 1.0)
+]  # fmt: skip
+
 
 class FakeComfyUI:
     def __init__(self, *, port: int | None = None) -> None:
@@ -29,6 +57,9 @@ class FakeComfyUI:
         self.prompts: dict[str, dict[str, Any]] = {}
         self.polls: dict[str, int] = {}
         self.images: dict[str, bytes] = {}
+        # Uploaded input images by name, and the people pose workflows "detect" on them.
+        self.inputs: dict[str, bytes] = {}
+        self.poses: list[list[float]] | None = None
         self._server: BackgroundServer | None = None
 
     @property
@@ -39,6 +70,7 @@ class FakeComfyUI:
         return Starlette(
             routes=[
                 Route("/prompt", self._prompt, methods=["POST"]),
+                Route("/upload/image", self._upload, methods=["POST"]),
                 Route("/history/{prompt_id}", self._history),
                 Route("/view", self._view),
                 Route("/system_stats", self._stats),
@@ -78,6 +110,30 @@ class FakeComfyUI:
                 },
                 400,
             )
+        if (invalid := self._missing_input(workflow)) is not None:
+            node_id, name = invalid
+            return JSONResponse(
+                {
+                    "error": {
+                        "type": "prompt_outputs_failed_validation",
+                        "message": "Prompt outputs failed validation",
+                        "details": "",
+                        "extra_info": {},
+                    },
+                    "node_errors": {
+                        node_id: {
+                            "errors": [
+                                {
+                                    "type": "custom_validation_failed",
+                                    "message": f"Invalid image file: {name}",
+                                }
+                            ],
+                            "class_type": "LoadImage",
+                        }
+                    },
+                },
+                400,
+            )
         if any("[[comfy-error]]" in t for t in self._texts(workflow)):
             return JSONResponse(
                 {
@@ -113,6 +169,8 @@ class FakeComfyUI:
         if self.polls[prompt_id] < 2:  # still running on the first poll
             return JSONResponse({})
         workflow = self.prompts[prompt_id]
+        if self._pose_node(workflow) is not None:
+            return JSONResponse({prompt_id: self._pose_entry(prompt_id, workflow)})
         latent: dict[str, Any] = next(
             (n["inputs"] for n in workflow.values() if n.get("class_type") == "EmptyLatentImage"),
             {},
@@ -137,6 +195,93 @@ class FakeComfyUI:
                 }
             }
         )
+
+    @staticmethod
+    def _pose_node(workflow: dict[str, Any]) -> str | None:
+        return next(
+            (
+                node_id
+                for node_id, node in sorted(workflow.items())
+                if isinstance(node, dict) and node.get("class_type") in POSE_NODES
+            ),
+            None,
+        )
+
+    @staticmethod
+    def _load_image(workflow: dict[str, Any], pose_node: str) -> tuple[str, str] | None:
+        """The LoadImage node feeding the pose node, and the image it names."""
+        source = workflow[pose_node].get("inputs", {}).get("image")
+        if isinstance(source, list) and source and str(source[0]) in workflow:
+            node = workflow[str(source[0])]
+            if node.get("class_type") == "LoadImage":
+                return str(source[0]), str(node.get("inputs", {}).get("image", ""))
+        return None
+
+    def _missing_input(self, workflow: dict[str, Any]) -> tuple[str, str] | None:
+        pose_node = self._pose_node(workflow)
+        if pose_node is None:
+            return None
+        loaded = self._load_image(workflow, pose_node)
+        if loaded is None:
+            return pose_node, ""
+        return None if loaded[1] in self.inputs else loaded
+
+    def _pose_entry(self, prompt_id: str, workflow: dict[str, Any]) -> dict[str, Any]:
+        pose_node = self._pose_node(workflow)
+        assert pose_node is not None
+        loaded = self._load_image(workflow, pose_node)
+        assert loaded is not None
+        with Image.open(io.BytesIO(self.inputs[loaded[1]])) as image:
+            width, height = image.size
+        people = self.poses if self.poses is not None else [STANDING_FIGURE]
+        document = {
+            "people": [
+                {
+                    "pose_keypoints_2d": list(points),
+                    "face_keypoints_2d": None,
+                    "hand_left_keypoints_2d": None,
+                    "hand_right_keypoints_2d": None,
+                }
+                for points in people
+            ],
+            "canvas_height": height,
+            "canvas_width": width,
+        }
+        filename = f"ComfyUI_temp_{prompt_id[:8]}_00001_.png"
+        if filename not in self.images:
+            buffer = io.BytesIO()
+            Image.new("RGB", (width, height), (0, 0, 0)).save(buffer, format="PNG")
+            self.images[filename] = buffer.getvalue()
+        outputs: dict[str, Any] = {pose_node: {"openpose_json": [json.dumps([document], indent=4)]}}
+        for node_id, node in workflow.items():
+            if isinstance(node, dict) and node.get("class_type") in ("PreviewImage", "SaveImage"):
+                outputs[node_id] = {
+                    "images": [{"filename": filename, "subfolder": "", "type": "temp"}]
+                }
+        return {
+            "prompt": [0, prompt_id, workflow, {}, sorted(outputs)],
+            "outputs": outputs,
+            "status": {"status_str": "success", "completed": True, "messages": []},
+        }
+
+    async def _upload(self, request: Request) -> Response:
+        """ComfyUI's ``/upload/image``: a multipart form whose ``image`` field is the file."""
+        body = await request.body()
+        header = f"Content-Type: {request.headers.get('content-type', '')}\r\n\r\n".encode()
+        message = BytesParser(policy=HTTP).parsebytes(header + body)
+        fields: dict[str, tuple[str | None, bytes]] = {}
+        if message.is_multipart():
+            for part in message.iter_parts():
+                name = part.get_param("name", header="content-disposition")
+                payload = part.get_payload(decode=True)
+                if isinstance(name, str) and isinstance(payload, bytes):
+                    fields[name] = (part.get_filename(), payload)
+        image = fields.get("image")
+        if image is None or not image[0]:
+            return Response(status_code=400)
+        name = image[0]
+        self.inputs[name] = image[1]
+        return JSONResponse({"name": name, "subfolder": "", "type": "input"})
 
     async def _view(self, request: Request) -> Response:
         image = self.images.get(request.query_params.get("filename", ""))

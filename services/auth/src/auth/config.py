@@ -18,8 +18,16 @@ class Settings(ServiceSettings):
     SIGNING_KEY_FILE: Path | None = None
     # Keys being rotated out: still published in the JWKS so live tokens keep verifying.
     PREVIOUS_KEY_FILES: list[Path] = Field(default_factory=list)
-    ACCESS_TOKEN_TTL_SECONDS: int = 1800
     REFRESH_TOKEN_TTL_SECONDS: int = 30 * 86400
+    # Login throttling (auth.throttle): failures allowed per account and per client address
+    # inside the window, then blocks of BASE * 2^n seconds up to MAX.
+    LOGIN_ACCOUNT_ALLOWANCE: int = Field(default=5, ge=1)
+    LOGIN_CLIENT_ALLOWANCE: int = Field(default=50, ge=1)
+    LOGIN_WINDOW_SECONDS: float = Field(default=900.0, gt=0)
+    LOGIN_BACKOFF_BASE_SECONDS: float = Field(default=1.0, gt=0)
+    LOGIN_BACKOFF_MAX_SECONDS: float = Field(default=900.0, gt=0)
+    # Password hashes computed at once per process (argon2 in threads); the rest wait.
+    HASHING_CONCURRENCY: int = Field(default=2, ge=1)
 
     @model_validator(mode="after")
     def _require_signing_key(self) -> Settings:

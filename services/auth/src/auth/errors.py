@@ -11,6 +11,8 @@ class EmailTaken(Conflict):
 class InvalidCredentials(Unauthorized):
     code = "invalid_credentials"
     title = "Invalid email or password"
+    # The failed attempt is counted by the login throttle, and that count must be kept.
+    commit_session = True
 
 
 class InvalidRefreshToken(Unauthorized):

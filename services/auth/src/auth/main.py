@@ -6,9 +6,9 @@ from fastapi import FastAPI
 
 from auth.config import Settings
 from auth.keys import KeyRing
-from auth.models import SCHEMA, event_tables
+from auth.models import SCHEMA, event_tables, login_attempts
 from auth.routes import router
-from auth.service import TokenSettings
+from auth.service import AuthState
 from storycore_shared.app import Runtime, ServiceSpec, create_service_app
 from storycore_shared.auth import KeySet, TokenVerifier
 from storycore_shared.events.contracts import auth as auth_events
@@ -24,11 +24,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def verifier(_: object) -> TokenVerifier:
         return TokenVerifier(
-            issuer=settings.JWT_ISSUER, audience=settings.JWT_AUDIENCE, keys=KeySet(keyring.jwks())
+            issuer=settings.JWT_ISSUER,
+            audience=settings.JWT_AUDIENCE,
+            keys=KeySet(keyring.jwks()),
+            max_lifetime=settings.ACCESS_TOKEN_TTL_SECONDS,
         )
 
-    def state(_: Runtime) -> TokenSettings:
-        return TokenSettings.from_settings(settings, keyring)
+    def state(_: Runtime) -> AuthState:
+        return AuthState.from_settings(settings, keyring, login_attempts)
 
     return create_service_app(
         ServiceSpec(

@@ -6,6 +6,7 @@ from datetime import datetime
 from sqlalchemy import DateTime
 from sqlmodel import Field, SQLModel
 
+from auth.throttle import login_attempt_table
 from storycore_shared.db import schema_registry, utcnow
 from storycore_shared.events.tables import EventTables
 
@@ -17,6 +18,7 @@ class Base(SQLModel, registry=schema_registry(SCHEMA)):
 
 
 event_tables = EventTables.on(Base.metadata)
+login_attempts = login_attempt_table(Base.metadata)
 
 
 class User(Base, table=True):

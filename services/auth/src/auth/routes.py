@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 
 from auth import service
 from auth.schemas import LoginRequest, RefreshRequest, TokenPair, UserCreate, UserPublic
-from auth.service import TokenSettings
+from auth.service import AuthState, TokenSettings
 from storycore_shared.app import state_dependency
 from storycore_shared.auth import PrincipalDep
 from storycore_shared.db import SessionDep
@@ -14,8 +14,16 @@ from storycore_shared.db import SessionDep
 router = APIRouter(prefix="/api/auth", tags=["auth"])
 
 
-# The auth service's typed state is its token settings (keys, issuer, lifetimes).
-TokensDep = Annotated[TokenSettings, Depends(state_dependency(TokenSettings))]
+AuthStateDep = Annotated[AuthState, Depends(state_dependency(AuthState))]
+
+
+async def get_tokens(state: AuthStateDep) -> TokenSettings:
+    return state.tokens
+
+
+TokensDep = Annotated[TokenSettings, Depends(get_tokens)]
+# Token answers are credentials: no cache (browser, proxy) may keep them.
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 @router.post("/register", status_code=status.HTTP_201_CREATED)
@@ -26,14 +34,27 @@ async def register_user(data: UserCreate, session: SessionDep) -> UserPublic:
 
 
 @router.post("/login")
-async def login(data: LoginRequest, session: SessionDep, tokens: TokensDep) -> TokenPair:
-    """Exchange email and password for an access and a refresh token."""
-    return await service.login(session, data=data, tokens=tokens)
+async def login(
+    data: LoginRequest,
+    request: Request,
+    session: SessionDep,
+    state: AuthStateDep,
+    response: Response,
+) -> TokenPair:
+    """Exchange email and password for an access and a refresh token (throttled)."""
+    response.headers.update(NO_STORE)
+    client = request.client.host if request.client else None
+    return await service.login(
+        session, data=data, tokens=state.tokens, throttle=state.throttle, client=client
+    )
 
 
 @router.post("/refresh")
-async def refresh_tokens(data: RefreshRequest, session: SessionDep, tokens: TokensDep) -> TokenPair:
+async def refresh_tokens(
+    data: RefreshRequest, session: SessionDep, tokens: TokensDep, response: Response
+) -> TokenPair:
     """Rotate a refresh token; the old one dies, and its reuse revokes the family."""
+    response.headers.update(NO_STORE)
     return await service.refresh(session, token=data.refresh_token, tokens=tokens)
 
 

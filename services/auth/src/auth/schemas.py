@@ -2,28 +2,41 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, EmailStr, StringConstraints
+from pydantic_core import PydanticCustomError
+
+from storycore_shared.types import TextRules, text_problem
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _storable(value: Any) -> Any:
+    """Checked before the email validator, which would otherwise see NUL or a surrogate."""
+    if isinstance(value, str) and (problem := text_problem(value)):
+        raise PydanticCustomError(*problem)
+    return value
+
+
+Email = Annotated[EmailStr, BeforeValidator(_storable)]
+
+
 class UserCreate(Strict):
-    email: EmailStr
-    password: str = Field(min_length=10, max_length=1024)
-    name: str = Field(min_length=1, max_length=255)
+    email: Email
+    password: Annotated[str, StringConstraints(min_length=10, max_length=1024), TextRules]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=255), TextRules]
 
 
 class LoginRequest(Strict):
-    email: str = Field(min_length=1, max_length=320)
-    password: str = Field(min_length=1, max_length=1024)
+    email: Annotated[str, StringConstraints(min_length=1, max_length=320), TextRules]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=1024), TextRules]
 
 
 class RefreshRequest(Strict):
-    refresh_token: str = Field(min_length=1, max_length=512)
+    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=512), TextRules]
 
 
 class UserPublic(BaseModel):

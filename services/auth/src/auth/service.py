@@ -7,6 +7,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import anyio.to_thread
 from argon2 import PasswordHasher
@@ -26,6 +27,7 @@ from auth.errors import (
 from auth.keys import KeyRing
 from auth.models import RefreshToken, User, event_tables
 from auth.schemas import LoginRequest, TokenPair, UserCreate
+from auth.throttle import LoginThrottle, ThrottleRules
 from storycore_shared.auth import Principal
 from storycore_shared.db import utcnow
 from storycore_shared.events.contracts.auth import UserRegistered
@@ -117,13 +119,26 @@ async def _issue_pair(
     return TokenPair(access_token=access, refresh_token=refresh, expires_in=tokens.access_ttl)
 
 
-async def login(session: AsyncSession, *, data: LoginRequest, tokens: TokenSettings) -> TokenPair:
-    user = await repository.get_user_by_email(session, normalise_email(data.email))
-    valid = await _verify_password(user.password_hash if user else _DUMMY_HASH, data.password)
+async def login(
+    session: AsyncSession,
+    *,
+    data: LoginRequest,
+    tokens: TokenSettings,
+    throttle: LoginThrottle,
+    client: str | None,
+) -> TokenPair:
+    email = normalise_email(data.email)
+    await throttle.check(session, email, client)  # a blocked key costs no hashing
+    user = await repository.get_user_by_email(session, email)
+    async with throttle.hashing:
+        valid = await _verify_password(user.password_hash if user else _DUMMY_HASH, data.password)
     if user is None or not valid:
+        await throttle.failed(session, email, client)
         raise InvalidCredentials("The email or the password is wrong.")
+    await throttle.succeeded(session, email)
     if hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = await anyio.to_thread.run_sync(hasher.hash, data.password)
+        async with throttle.hashing:
+            user.password_hash = await anyio.to_thread.run_sync(hasher.hash, data.password)
     return await _issue_pair(session, tokens, user.id, family_id=uuid.uuid4())
 
 
@@ -153,3 +168,25 @@ async def get_me(session: AsyncSession, *, principal: Principal) -> User:
     if user is None:
         raise UserNotFound("The token's user does not exist.")
     return user
+
+
+@dataclass(frozen=True)
+class AuthState:
+    """What the auth service builds at start-up."""
+
+    tokens: TokenSettings
+    throttle: LoginThrottle
+
+    @classmethod
+    def from_settings(cls, settings: Settings, keyring: KeyRing, throttle_table: Any) -> AuthState:
+        rules = ThrottleRules(
+            account_allowance=settings.LOGIN_ACCOUNT_ALLOWANCE,
+            client_allowance=settings.LOGIN_CLIENT_ALLOWANCE,
+            window_seconds=settings.LOGIN_WINDOW_SECONDS,
+            base_seconds=settings.LOGIN_BACKOFF_BASE_SECONDS,
+            max_seconds=settings.LOGIN_BACKOFF_MAX_SECONDS,
+        )
+        return cls(
+            TokenSettings.from_settings(settings, keyring),
+            LoginThrottle(throttle_table, rules, hashing_slots=settings.HASHING_CONCURRENCY),
+        )

@@ -2,34 +2,36 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from llm.config import ProviderName
+from storycore_shared.types import FiniteFloat, Int32, JsonObject, StrictBool, TextRules
 
 Role = Literal["system", "user", "assistant"]
-Temperature = Annotated[float, Field(ge=0, le=2)]
-MaxTokens = Annotated[int, Field(ge=1, le=32768)]
+Temperature = Annotated[FiniteFloat, Field(ge=0, le=2)]
+MaxTokens = Annotated[Int32, Field(ge=1, le=32768)]
+ModelName = Annotated[str, StringConstraints(max_length=255), TextRules]
 
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: Role
-    content: Annotated[str, Field(min_length=1, max_length=50_000)]
+    content: Annotated[str, StringConstraints(min_length=1, max_length=50_000), TextRules]
 
 
 class GenerateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    prompt: Annotated[str, Field(min_length=1, max_length=10_000)]
-    model: Annotated[str, Field(max_length=255)] | None = None
+    prompt: Annotated[str, StringConstraints(min_length=1, max_length=10_000), TextRules]
+    model: ModelName | None = None
     provider: ProviderName | None = None
     temperature: Temperature | None = None
     max_tokens: MaxTokens | None = None
     context: Annotated[list[ChatMessage], Field(max_length=100)] = Field(default_factory=list)
-    use_cache: bool = True
+    use_cache: StrictBool = True
 
 
 class UsagePublic(BaseModel):
@@ -52,7 +54,7 @@ class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     messages: Annotated[list[ChatMessage], Field(min_length=1, max_length=200)]
-    model: Annotated[str, Field(max_length=255)] | None = None
+    model: ModelName | None = None
     provider: ProviderName | None = None
     temperature: Temperature | None = None
     max_tokens: MaxTokens | None = None
@@ -96,8 +98,8 @@ class TemplatesPublic(BaseModel):
 class RenderRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str
-    variables: dict[str, Any] = Field(default_factory=dict)
+    name: Annotated[str, StringConstraints(max_length=255), TextRules]
+    variables: JsonObject = Field(default_factory=dict)
 
 
 class RenderResponse(BaseModel):

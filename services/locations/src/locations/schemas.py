@@ -7,12 +7,16 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from locations.models import Location
+from storycore_shared.types import Int32, JsonObject, TextRules
 
 LocationType = Literal["interior", "exterior", "mixed", "generic"]
 CubeFace = Literal["front", "back", "left", "right", "top", "bottom"]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
-Text = Annotated[str, Field(max_length=10_000)]
-AssetUrl = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), TextRules
+]
+Text = Annotated[str, StringConstraints(max_length=10_000), TextRules]
+AssetUrl = Annotated[str, StringConstraints(min_length=1, max_length=2000), TextRules]
+Version = Annotated[Int32, Field(ge=1)]
 
 
 class LocationCreate(BaseModel):
@@ -24,9 +28,9 @@ class LocationCreate(BaseModel):
     location_type: LocationType = "generic"
     significance: Text | None = None
     atmosphere: Text | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: JsonObject = Field(default_factory=dict)
     cube_faces: dict[CubeFace, AssetUrl] | None = None
-    skybox_data: dict[str, Any] | None = None
+    skybox_data: JsonObject | None = None
 
 
 class LocationUpdate(BaseModel):
@@ -40,10 +44,10 @@ class LocationUpdate(BaseModel):
     location_type: LocationType | None = None
     significance: Text | None = None
     atmosphere: Text | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: JsonObject | None = None
     cube_faces: dict[CubeFace, AssetUrl] | None = None
-    skybox_data: dict[str, Any] | None = None
-    version: Annotated[int, Field(ge=1)] | None = None
+    skybox_data: JsonObject | None = None
+    version: Version | None = None
 
     @model_validator(mode="after")
     def _no_null_for_required(self) -> LocationUpdate:

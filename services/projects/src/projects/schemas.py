@@ -7,15 +7,21 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from projects.models import Project
+from storycore_shared.types import Int32, JsonObject, StrictBool, TextRules
 
 ProjectFormat = Literal["landscape", "portrait", "square", "cinematic"]
 ProjectStatus = Literal["draft", "in_progress", "completed", "archived"]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
-Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
-Width = Annotated[int, Field(ge=16, le=7680)]
-Height = Annotated[int, Field(ge=16, le=4320)]
-Fps = Annotated[int, Field(ge=1, le=120)]
-Description = Annotated[str, Field(max_length=10_000)]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), TextRules
+]
+Tag = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64), TextRules
+]
+Width = Annotated[Int32, Field(ge=16, le=7680)]
+Height = Annotated[Int32, Field(ge=16, le=4320)]
+Fps = Annotated[Int32, Field(ge=1, le=120)]
+Description = Annotated[str, StringConstraints(max_length=10_000), TextRules]
+Version = Annotated[Int32, Field(ge=1)]
 
 
 class ProjectCreate(BaseModel):
@@ -28,8 +34,8 @@ class ProjectCreate(BaseModel):
     resolution_height: Height = 1080
     fps: Fps = 24
     tags: list[Tag] = Field(default_factory=list, max_length=50)
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    is_public: bool = False
+    metadata: JsonObject = Field(default_factory=dict)
+    is_public: StrictBool = False
 
 
 class ProjectUpdate(BaseModel):
@@ -45,9 +51,9 @@ class ProjectUpdate(BaseModel):
     fps: Fps | None = None
     status: ProjectStatus | None = None
     tags: list[Tag] | None = Field(default=None, max_length=50)
-    metadata: dict[str, Any] | None = None
-    is_public: bool | None = None
-    version: int | None = Field(default=None, ge=1)
+    metadata: JsonObject | None = None
+    is_public: StrictBool | None = None
+    version: Version | None = None
 
     @model_validator(mode="after")
     def _no_null_for_required(self) -> ProjectUpdate:

@@ -64,5 +64,6 @@ class Keyframes:
         return asset_response(request, self.assets.store, record)
 
     async def on_project_deleted(self, session: AsyncSession, data: ProjectDeleted) -> None:
-        """The project's keyframes go with it; its jobs stay as the record of work done."""
+        """Every asset of the project goes with it: keyframes, uploaded sheets and rig files
+        share the service's asset table. Its jobs stay as the record of work done."""
         await self.assets.delete_project(session, data.project_id)

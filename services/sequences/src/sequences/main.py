@@ -3,10 +3,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from sequences.config import Settings
 from sequences.keyframes import Keyframes
 from sequences.models import SCHEMA, assets_table, event_tables, project_replica, rate_limits
+from sequences.rigging.routes import router as rigging_router
+from sequences.rigging.service import Rigs, make_rig_jobs
 from sequences.routes import router
 from sequences.service import Sequences, make_jobs
 from sequences.state import SequencesState
@@ -14,6 +17,7 @@ from storycore_shared.app import Runtime, ServiceSpec, create_service_app
 from storycore_shared.assets import Assets, asset_store
 from storycore_shared.events.consumer import EventConsumer
 from storycore_shared.events.contracts import sequences as sequence_events
+from storycore_shared.events.contracts.projects import ProjectDeleted
 from storycore_shared.ratelimit import RateLimiter
 from storycore_shared.replicas.projects import ProjectDirectory
 
@@ -31,9 +35,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def state(runtime: Runtime) -> SequencesState:
         store = asset_store(settings, runtime.broker, settings.KEYFRAME_BUCKET)
+        assets = Assets(store, assets_table)
+        sequences = Sequences(directory, settings, make_jobs(settings))
         return SequencesState(
-            sequences=Sequences(directory, settings, make_jobs(settings)),
-            keyframes=Keyframes(Assets(store, assets_table)),
+            sequences=sequences,
+            keyframes=Keyframes(assets),
+            rigs=Rigs(directory, settings, make_rig_jobs(settings), sequences.jobs, assets),
             limiter=RateLimiter(
                 rate_limits, limit=settings.RATE_LIMIT_PER_MINUTE, window_seconds=60
             ),
@@ -41,8 +48,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     def consumers(runtime: Runtime) -> list[EventConsumer]:
-        assert isinstance(runtime.state, SequencesState)  # built before the consumers
-        cascade = runtime.state.keyframes.on_project_deleted
+        state = runtime.state
+        assert isinstance(state, SequencesState)  # built before the consumers
+
+        async def cascade(session: AsyncSession, data: ProjectDeleted) -> None:
+            """The project's assets (keyframes, sheets, rig files) and rigs go; jobs stay."""
+            await state.keyframes.on_project_deleted(session, data)
+            await state.rigs.on_project_deleted(session, data)
+
         return [directory.consumer(runtime, name="sequences-projects", on_deleted=cascade)]
 
     return create_service_app(
@@ -50,7 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             name="sequences",
             schema=SCHEMA,
             settings=settings,
-            routers=[router],
+            routers=[router, rigging_router],
             migrations=MIGRATIONS,
             tables=event_tables,
             publishes=[sequence_events.STREAM],
@@ -58,6 +71,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             state=state,
             on_shutdown=_close_store,
             title="StoryCore sequences",
-            description="Storyboard generation jobs: queue, progress over SSE, keyframes.",
+            description=(
+                "Storyboard generation jobs (queue, progress over SSE, keyframes) and character "
+                "rigs made from sheets."
+            ),
         )
     )

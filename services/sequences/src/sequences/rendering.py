@@ -3,7 +3,6 @@ input); ``comfyui`` drives a real ComfyUI over its HTTP API. Neither falls back 
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import hashlib
 import io
@@ -15,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
-import httpx
 from PIL import Image, ImageDraw, ImageFont
 
+from sequences.comfyui import ComfyUI, fill
 from storycore_shared.jobs.runner import JobFailure
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -79,28 +78,17 @@ class BuiltinBackend:
         return await anyio.to_thread.run_sync(_draw_card, frame)
 
 
-def _fill(node: Any, values: dict[str, Any]) -> Any:
-    if isinstance(node, dict):
-        return {k: _fill(v, values) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_fill(v, values) for v in node]
-    if isinstance(node, str) and node.startswith("{{") and node.endswith("}}"):
-        return values.get(node[2:-2], node)
-    return node
-
-
 class ComfyUIBackend:
     """POST /prompt with an API-format workflow, poll /history/{id}, fetch /view."""
 
     name = "comfyui"
 
     def __init__(self, url: str, workflow_file: Path | None, timeout: float) -> None:
-        self.url = url.rstrip("/")
+        self.comfyui = ComfyUI(url, timeout)
         self.template: dict[str, Any] = json.loads((workflow_file or DEFAULT_WORKFLOW).read_text())
-        self.timeout = timeout
 
     async def render(self, frame: Frame) -> bytes:
-        workflow = _fill(
+        workflow = fill(
             copy.deepcopy(self.template),
             {
                 "prompt": f"{frame.prompt}, {frame.framing} shot"
@@ -111,58 +99,22 @@ class ComfyUIBackend:
                 "seed": frame.seed,
             },
         )
-        deadline = time.monotonic() + self.timeout
-        try:
-            async with httpx.AsyncClient(base_url=self.url, timeout=10) as client:
-                answer = await client.post(
-                    "/prompt", json={"prompt": workflow, "client_id": "storycore"}
-                )
-                if answer.status_code != 200:
-                    raise JobFailure(f"ComfyUI rejected the workflow: {self._reason(answer)}")
-                prompt_id = answer.json()["prompt_id"]
-                image = await self._wait_for_image(client, prompt_id, deadline)
-                view = await client.get("/view", params=image)
-        except httpx.TimeoutException as exc:
-            raise JobFailure(f"ComfyUI at {self.url} timed out") from exc
-        except httpx.HTTPError as exc:
-            raise JobFailure(f"ComfyUI is unreachable at {self.url}") from exc
-        except (KeyError, ValueError) as exc:
-            raise JobFailure(f"ComfyUI gave an answer it should not: {exc!r}") from exc
+        deadline = time.monotonic() + self.comfyui.timeout
+        async with self.comfyui.client() as client:
+            prompt_id = await self.comfyui.queue(client, workflow)
+            image = await self.comfyui.outputs(client, prompt_id, _first_image, deadline=deadline)
+            view = await client.get("/view", params=image)
         if view.status_code != 200 or not view.content.startswith(PNG_SIGNATURE):
             raise JobFailure(f"ComfyUI /view gave no PNG (HTTP {view.status_code})")
         return view.content
 
-    async def _wait_for_image(
-        self, client: httpx.AsyncClient, prompt_id: str, deadline: float
-    ) -> dict[str, str]:
-        delay = 0.1
-        while time.monotonic() < deadline:
-            history = (await client.get(f"/history/{prompt_id}")).json()
-            entry = history.get(prompt_id)
-            if entry:
-                status = entry.get("status", {})
-                if status.get("status_str") == "error":
-                    raise JobFailure(f"ComfyUI failed the prompt: {status.get('messages')}")
-                for output in entry.get("outputs", {}).values():
-                    for image in output.get("images", []):
-                        return {
-                            "filename": image["filename"],
-                            "subfolder": image.get("subfolder", ""),
-                            "type": image.get("type", "output"),
-                        }
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 1.0)
-        raise JobFailure(f"ComfyUI did not finish within {self.timeout:g} s")
 
-    @staticmethod
-    def _reason(answer: httpx.Response) -> str:
-        try:
-            body = answer.json()
-            error = body.get("error", {})
-            nodes = "; ".join(
-                f"node {n}: {', '.join(e.get('message', '') for e in v.get('errors', []))}"
-                for n, v in (body.get("node_errors") or {}).items()
-            )
-            return f"{error.get('message', answer.status_code)}" + (f" ({nodes})" if nodes else "")
-        except ValueError:
-            return f"HTTP {answer.status_code}"
+def _first_image(outputs: dict[str, Any]) -> dict[str, str] | None:
+    for output in outputs.values():
+        for image in output.get("images", []):
+            return {
+                "filename": image["filename"],
+                "subfolder": image.get("subfolder", ""),
+                "type": image.get("type", "output"),
+            }
+    return None

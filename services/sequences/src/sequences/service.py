@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from sequences.config import Settings
 from sequences.errors import KeyframeNotFound, ResultNotReady
+from sequences.kinds import KindJobs
 from sequences.models import event_tables, job_tables
 from sequences.schemas import GenerateRequest
 from storycore_shared.auth import Principal
@@ -25,6 +26,7 @@ from storycore_shared.jobs.service import Jobs
 from storycore_shared.replicas.projects import ProjectDirectory
 
 SOURCE = "sequences"
+KIND = "sequence"
 
 
 def _cancelled(job: Job) -> SequenceCancelled:
@@ -32,10 +34,11 @@ def _cancelled(job: Job) -> SequenceCancelled:
 
 
 def make_jobs(settings: Settings) -> Jobs:
-    return Jobs(
+    return KindJobs(
         job_tables,
         event_tables,
         settings,
+        kind=KIND,
         service=SOURCE,
         progress_subject=progress_subject,
         cancelled_event=_cancelled,
@@ -66,7 +69,7 @@ class Sequences:
             principal=principal,
             project_id=project.id,
             request=SequenceRequested,
-            kind="sequence",
+            kind=KIND,
             prompt=data.prompt,
             shot_count=data.shot_count,
             style=data.style,
@@ -94,6 +97,7 @@ class Sequences:
             principal.user_id,
             project_id=project_id,
             status=status,
+            kind=KIND,
             offset=(page - 1) * page_size,
             limit=page_size,
         )

@@ -6,11 +6,15 @@ drain are the runner's. The job itself is three steps: plan (through the llm ser
 planner; the plan is kept on the job, so a resumed job does not plan again), render one keyframe
 per shot (a keyframe already stored is not rendered again), then complete with
 ``sequence.generated`` in the same commit.
+
+The same process runs a second runner, on ``rig.requested`` (durable consumer
+``sequences-rigging``), for character rigs (:mod:`sequences.rigging.job`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 import uuid
 
@@ -20,21 +24,27 @@ from sequences.config import Settings
 from sequences.keyframes import Keyframes, keyframe_url
 from sequences.models import SCHEMA, assets_table, event_tables, job_tables
 from sequences.rendering import BuiltinBackend, ComfyUIBackend, Frame
+from sequences.rigging.detectors import ComfyUIPoseDetector
+from sequences.rigging.job import Rigging
 from storycore_shared.assets import Assets, asset_store
 from storycore_shared.contracts.planning import Plan, PlannedShot, PlanRequest
 from storycore_shared.events.broker import Broker
 from storycore_shared.events.contracts import sequences as sequence_events
 from storycore_shared.events.contracts.sequences import (
     GeneratedShot,
+    RigRequested,
     SequenceFailed,
     SequenceGenerated,
     SequenceRequested,
     progress_subject,
+    rig_progress_subject,
 )
 from storycore_shared.jobs.repository import Job
-from storycore_shared.jobs.runner import JobContext, JobFailure, JobSpec, healthcheck, serve_worker
+from storycore_shared.jobs.runner import JobContext, JobFailure, JobSpec, Worker, healthcheck
+from storycore_shared.logs import configure_logging
 
 CONSUMER = "sequences-worker"
+RIGGING_CONSUMER = "sequences-rigging"
 
 
 class Generation:
@@ -186,17 +196,67 @@ def job_spec(settings: Settings, keyframes: Keyframes) -> JobSpec:
     )
 
 
-async def main() -> None:
-    settings = Settings()  # read from the environment
+def rigging_spec(settings: Settings, assets: Assets) -> JobSpec:
+    detector = (
+        ComfyUIPoseDetector(
+            settings.COMFYUI_URL, settings.POSE_WORKFLOW_FILE, settings.COMFYUI_TIMEOUT_SECONDS
+        )
+        if settings.pose_detector == "comfyui" and settings.COMFYUI_URL
+        else None
+    )
+    return JobSpec(
+        service="sequences",
+        tables=job_tables,
+        event_tables=event_tables,
+        stream=sequence_events.STREAM,
+        request=RigRequested,
+        consumer=RIGGING_CONSUMER,
+        run=Rigging(assets, detector).run,
+        progress_subject=rig_progress_subject,
+        on_close=assets.store.close,
+    )
 
-    def build(broker: Broker) -> JobSpec:
+
+def rigging_settings(settings: Settings) -> Settings:
+    """The rigging runner's settings: its own alive file, so each loop's health shows."""
+    alive = settings.alive_file
+    return settings.model_copy(
+        update={"WORKER_ALIVE_FILE": alive.with_name(f"{alive.stem}.rigging{alive.suffix}")}
+    )
+
+
+async def main() -> None:
+    """Two runners in one process, each the kit's :class:`Worker` on its own command subject:
+    ``sequence.requested`` (storyboards) and ``rig.requested`` (rigs). A rig never waits
+    behind a long storyboard, each kind keeps its own failure and cancel events, and SIGTERM
+    drains both."""
+    settings = Settings()  # read from the environment
+    configure_logging(
+        f"{settings.SERVICE_NAME}-worker", level=settings.LOG_LEVEL, json_output=settings.LOG_JSON
+    )
+
+    def build_generation(broker: Broker) -> JobSpec:
         store = asset_store(settings, broker, settings.KEYFRAME_BUCKET)
         return job_spec(settings, Keyframes(Assets(store, assets_table)))
 
-    await serve_worker(build, settings, schema=SCHEMA)
+    def build_rigging(broker: Broker) -> JobSpec:
+        store = asset_store(settings, broker, settings.KEYFRAME_BUCKET)
+        return rigging_spec(settings, Assets(store, assets_table))
+
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    workers = [
+        Worker(build_generation, settings, SCHEMA, stopping),
+        Worker(build_rigging, rigging_settings(settings), SCHEMA, stopping),
+    ]
+    await asyncio.gather(*(worker.run() for worker in workers))
 
 
 if __name__ == "__main__":
     if "--healthcheck" in sys.argv:
-        sys.exit(healthcheck(Settings().alive_file))
+        settings = Settings()
+        alive = [settings.alive_file, rigging_settings(settings).alive_file]
+        sys.exit(max(healthcheck(path) for path in alive))
     asyncio.run(main())

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 
 from shots.models import Shot
 from storycore_shared.contracts.vocabulary import CameraAngle, Framing, ShotType
+from storycore_shared.types import FiniteFloat, Int32, JsonObject, TextRules
 
 ShotStatus = Literal["pending", "generating", "completed", "failed", "archived"]
 
@@ -22,10 +23,20 @@ LEGACY_SHOT_TYPES = {"closeup": "close-up", "close-up": "close-up", "wide": "wid
 # Other spellings of framing values that existing clients send.
 FRAMING_SPELLINGS = {"close_up": "close-up", "closeup": "close-up"}
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
-Prompt = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
-Duration = Annotated[float, Field(ge=0.5, le=300)]
-Ids = Annotated[list[str], Field(max_length=200)]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), TextRules
+]
+Prompt = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), TextRules
+]
+Description = Annotated[str, StringConstraints(max_length=10_000), TextRules]
+Duration = Annotated[FiniteFloat, Field(ge=0.5, le=300)]
+OrderIndex = Annotated[Int32, Field(ge=0)]
+Version = Annotated[Int32, Field(ge=1)]
+Ids = Annotated[
+    list[Annotated[str, StringConstraints(min_length=1, max_length=255), TextRules]],
+    Field(max_length=200),
+]
 
 
 def normalise_legacy(data: Any) -> Any:
@@ -55,14 +66,14 @@ class ShotCreate(BaseModel):
     project_id: uuid.UUID
     sequence_id: uuid.UUID | None = None
     name: Name
-    description: Annotated[str, Field(max_length=10_000)] | None = None
+    description: Description | None = None
     prompt: Prompt
     shot_type: ShotType = "action"
     framing: Framing | None = None
     camera_angle: CameraAngle | None = None
     duration_seconds: Duration = 5.0
-    order_index: Annotated[int, Field(ge=0)] | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    order_index: OrderIndex | None = None
+    metadata: JsonObject = Field(default_factory=dict)
     character_ids: Ids = Field(default_factory=list)
     asset_ids: Ids = Field(default_factory=list)
 
@@ -76,18 +87,18 @@ class ShotUpdate(BaseModel):
 
     sequence_id: uuid.UUID | None = None
     name: Name | None = None
-    description: Annotated[str, Field(max_length=10_000)] | None = None
+    description: Description | None = None
     prompt: Prompt | None = None
     shot_type: ShotType | None = None
     framing: Framing | None = None
     camera_angle: CameraAngle | None = None
     duration_seconds: Duration | None = None
-    order_index: Annotated[int, Field(ge=0)] | None = None
+    order_index: OrderIndex | None = None
     status: ShotStatus | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: JsonObject | None = None
     character_ids: Ids | None = None
     asset_ids: Ids | None = None
-    version: Annotated[int, Field(ge=1)] | None = None
+    version: Version | None = None
 
     _legacy = model_validator(mode="before")(normalise_legacy)
 

@@ -64,6 +64,23 @@ SEQUENCE_HEADER = "Storycore-Chunk-Seqs"
 DEFAULT_CHUNK_SIZE = 128 * 1024
 
 
+class BucketNotProvisioned(RuntimeError):
+    """The bucket is missing and this identity may not create it: provisioning has not run."""
+
+
+async def provision_bucket(js: JetStreamContext, bucket: str, *, replicas: int = 1) -> ObjectStore:
+    """The bucket, created when it is missing (the provisioning step's job)."""
+    try:
+        return await js.object_store(bucket)
+    except BucketNotFoundError:
+        pass
+    config = api.ObjectStoreConfig(storage=api.StorageType.FILE, replicas=replicas)
+    try:
+        return await js.create_object_store(bucket, config=config)
+    except BadRequestError:  # another process created it first
+        return await js.object_store(bucket)
+
+
 @dataclass(frozen=True)
 class _Bucket:
     js: JetStreamContext
@@ -73,7 +90,11 @@ class _Bucket:
 
 
 class NatsAssetStore(AssetStore):
-    """Assets in the JetStream object store bucket ``bucket`` (created on first use).
+    """Assets in the JetStream object store bucket ``bucket``.
+
+    The bucket is looked up, never changed: on the suite's bus the provisioning step creates it
+    (:mod:`storycore_shared.events.provision`) and a service may only use it. On a bus without
+    permissions (the kit's tests) a missing bucket is created on first use.
 
     ::
 
@@ -117,17 +138,22 @@ class NatsAssetStore(AssetStore):
                 try:
                     store = await js.object_store(self.bucket)
                 except BucketNotFoundError:
-                    config = api.ObjectStoreConfig(
-                        storage=api.StorageType.FILE, replicas=self.replicas
-                    )
-                    try:
-                        store = await js.create_object_store(self.bucket, config=config)
-                    except BadRequestError:  # another replica created it first
-                        store = await js.object_store(self.bucket)
+                    store = await self._create(js)
                 stream = OBJ_STREAM_TEMPLATE.format(bucket=self.bucket)
                 info = await js.stream_info(stream)
                 self._bucket = _Bucket(js, store, stream, bool(info.config.allow_direct))
             return self._bucket
+
+    async def _create(self, js: JetStreamContext) -> ObjectStore:
+        """Only on a bus without permissions (the kit's tests): on the suite's bus the bucket is
+        the provisioning step's, and this identity may only look it up and use it."""
+        try:
+            return await provision_bucket(js, self.bucket, replicas=self.replicas)
+        except TimeoutError as exc:  # a permission violation is an error line, then silence
+            raise BucketNotProvisioned(
+                f"object store bucket {self.bucket} does not exist and this identity may not "
+                "create it: provision the bus first (python -m storycore_shared.events.provision)"
+            ) from exc
 
     async def _info(self, bucket: _Bucket, key: str) -> Any:
         try:

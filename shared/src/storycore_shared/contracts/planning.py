@@ -7,21 +7,27 @@ body PlanRequest  ->  answer Plan
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from storycore_shared.contracts.vocabulary import Framing, ShotType
+from storycore_shared.types import Int32, TextRules
+
+# The llm service's provider names (its ``ProviderName``; tests/test_fuzz.py checks they agree):
+# an unknown name is a 422, a known one that is not configured a 503.
+PlannerProvider = Literal["ollama", "openai", "anthropic", "mock"]
+Short = Annotated[str, StringConstraints(max_length=200), TextRules]
 
 
 class PlanRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    prompt: Annotated[str, StringConstraints(min_length=10, max_length=4000)]
-    shot_count: Annotated[int, Field(ge=1, le=50)] = 5
-    style: Annotated[str, Field(max_length=200)] | None = None
-    mood: Annotated[str, Field(max_length=200)] | None = None
-    provider: str | None = None
+    prompt: Annotated[str, StringConstraints(min_length=10, max_length=4000), TextRules]
+    shot_count: Annotated[Int32, Field(ge=1, le=50)] = 5
+    style: Short | None = None
+    mood: Short | None = None
+    provider: PlannerProvider | None = None
 
 
 class PlannedShot(BaseModel):

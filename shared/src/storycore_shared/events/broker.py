@@ -7,6 +7,14 @@ awaits :meth:`Broker.connected`::
     broker = Broker(settings.NATS_URL, name="projects")
     await broker.start()
     nc = await broker.connected()
+
+The URL carries the service's own credentials (``nats://projects:<password>@host:4222``), as
+``DATABASE_URL`` carries its role's. Replies come back under ``_INBOX.<user>.``, the only inbox
+the bus lets that user subscribe to (:mod:`storycore_shared.events.bus`).
+
+Streams are the provisioning step's (:mod:`storycore_shared.events.provision`): a service only
+looks its streams up (:func:`ensure_stream`); on a bus without permissions (the kit's own
+tests) a missing stream is created.
 """
 
 from __future__ import annotations
@@ -14,22 +22,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from urllib.parse import unquote, urlsplit
 
 import nats
 from nats.aio.client import Client as NATS
 from nats.js.api import StorageType, StreamConfig
 from nats.js.client import JetStreamContext
-from nats.js.errors import BadRequestError
+from nats.js.errors import BadRequestError, NotFoundError
 
+from storycore_shared.events.bus import inbox_prefix
 from storycore_shared.events.contracts import StreamSpec
 
 logger = logging.getLogger(__name__)
+
+
+PERMISSIONS_VIOLATION = "permissions violation"
+
+
+class StreamNotProvisioned(RuntimeError):
+    """A stream is missing and this identity may not create it: provisioning has not run."""
+
+
+def nats_user(url: str) -> str | None:
+    """The user named in a NATS URL (the first, when several are given), or None."""
+    first = url.split(",")[0].strip()
+    user = urlsplit(first).username
+    return unquote(user) if user else None
 
 
 class Broker:
     def __init__(self, url: str, *, name: str, ping_interval: int = 5) -> None:
         self.url = url
         self.name = name
+        self.user = nats_user(url)
+        self.inbox_prefix = inbox_prefix(self.user)
         self.ping_interval = ping_interval
         self.nc: NATS | None = None
         self._ready = asyncio.Event()
@@ -51,6 +77,7 @@ class Broker:
                     connect_timeout=2,
                     ping_interval=self.ping_interval,
                     max_outstanding_pings=2,
+                    inbox_prefix=self.inbox_prefix,
                     error_cb=self._on_error,
                     disconnected_cb=self._on_disconnected,
                     reconnected_cb=self._on_reconnected,
@@ -65,6 +92,11 @@ class Broker:
             return
 
     async def _on_error(self, exc: Exception) -> None:
+        if PERMISSIONS_VIOLATION in str(exc).lower():
+            # The bus refused something this identity tried: a missing grant in
+            # storycore_shared.events.bus, or code doing what it should not.
+            logger.warning("nats.permission_denied", extra={"user": self.user, "error": str(exc)})
+            return
         logger.debug("nats.error", extra={"error": repr(exc)})
 
     async def _on_disconnected(self) -> None:
@@ -97,15 +129,43 @@ class Broker:
                 await self.nc.close()
 
 
-async def ensure_stream(js: JetStreamContext, spec: StreamSpec) -> None:
-    """Create the stream, or bring an existing one to this configuration."""
-    config = StreamConfig(
+def stream_config(spec: StreamSpec) -> StreamConfig:
+    return StreamConfig(
         name=spec.name,
         subjects=spec.subjects,
         storage=StorageType.FILE,
         duplicate_window=spec.duplicate_window,
         max_age=spec.max_age_days * 86400,
     )
+
+
+async def ensure_stream(js: JetStreamContext, spec: StreamSpec) -> None:
+    """Make sure the stream exists: look it up, and create it only when it is missing.
+
+    An existing stream is never changed here: on the suite's bus only the provisioning identity
+    may (:func:`provision_stream`), and it runs before any service starts. A missing stream is
+    created when the server lets this identity (an open server: the kit's tests); otherwise
+    :class:`StreamNotProvisioned` says so, and the caller's loop tries again later.
+    """
+    try:
+        await js.stream_info(spec.name)
+        return
+    except NotFoundError:
+        pass
+    try:
+        await js.add_stream(stream_config(spec))
+    except BadRequestError:  # another process created it meanwhile
+        await js.stream_info(spec.name)
+    except TimeoutError as exc:  # a permission violation is only an error line, then silence
+        raise StreamNotProvisioned(
+            f"stream {spec.name} does not exist and this identity may not create it: "
+            "provision the bus first (python -m storycore_shared.events.provision)"
+        ) from exc
+
+
+async def provision_stream(js: JetStreamContext, spec: StreamSpec) -> None:
+    """Create the stream, or bring an existing one to this configuration (provisioning only)."""
+    config = stream_config(spec)
     try:
         await js.add_stream(config)
     except BadRequestError:

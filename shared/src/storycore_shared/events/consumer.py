@@ -15,6 +15,11 @@ watchdog re-creates the pull subscription when the fetch loop stalls (nats.py is
 
 A handler is ``async def on_project_deleted(session, data: ProjectDeleted) -> None``; it
 flushes, never commits.
+
+Defence in depth behind the bus's permissions: an event whose CloudEvents ``source`` is not the
+service that owns its subject (:mod:`storycore_shared.events.bus`: ``project.*`` is
+``"projects"``'s), or whose ``type`` is not the subject it arrived on, or whose ``data`` breaks
+its contract (e.g. a ``javascript:`` URL), is dead-lettered and changes nothing.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from storycore_shared.db import transaction
 from storycore_shared.errors import is_connection_failure
 from storycore_shared.events.broker import Broker, ensure_stream
+from storycore_shared.events.bus import owner_of_stream, owner_of_subject
 from storycore_shared.events.contracts import EventData, StreamSpec
 from storycore_shared.events.envelope import CloudEvent
 from storycore_shared.events.tables import EventTables
@@ -53,7 +59,9 @@ DEAD = Counter("storycore_events_dead_lettered_total", "Events dead-lettered", [
 
 
 class _PoisonMessage(Exception):
-    pass
+    def __init__(self, reason: str, event_id: str | None = None) -> None:
+        super().__init__(reason)
+        self.event_id = event_id
 
 
 class PullConsumer:
@@ -225,6 +233,9 @@ class EventConsumer(PullConsumer):
         self.tables = tables
         self.max_deliver = max_deliver
         self.ack_wait = ack_wait
+        # Streams of the bus declaration are checked for their owner; others (the kit's own
+        # test streams) are not.
+        self.checks_source = owner_of_stream(stream.name) is not None
 
     def _config(self) -> ConsumerConfig:
         return ConsumerConfig(
@@ -244,10 +255,22 @@ class EventConsumer(PullConsumer):
     def _decode(self, msg: Msg) -> tuple[CloudEvent, EventData, Handler]:
         try:
             event = CloudEvent.model_validate_json(msg.data)
+        except ValidationError as exc:
+            raise _PoisonMessage(repr(exc)) from exc
+        if event.type != msg.subject:
+            raise _PoisonMessage(
+                f"type {event.type!r} arrived on subject {msg.subject!r}", event.id
+            )
+        if self.checks_source and event.source != (owner := owner_of_subject(msg.subject)):
+            raise _PoisonMessage(
+                f"source {event.source!r} is not {owner!r}, the owner of {msg.subject!r}",
+                event.id,
+            )
+        try:
             model, handler = self.handlers[event.type]
             return event, model.model_validate(event.data), handler
         except (ValidationError, KeyError) as exc:
-            raise _PoisonMessage(repr(exc)) from exc
+            raise _PoisonMessage(repr(exc), event.id) from exc
 
     async def _handle(self, msg: Msg) -> None:
         deliveries = msg.metadata.num_delivered or 1
@@ -268,7 +291,7 @@ class EventConsumer(PullConsumer):
                     await handler(session, data)
                     HANDLED.labels(self.name).inc()
         except _PoisonMessage as exc:
-            await self._dead_letter(msg, event_id, f"undecodable event: {exc}", deliveries)
+            await self._dead_letter(msg, exc.event_id, f"undecodable event: {exc}", deliveries)
             return
         except Exception as exc:
             transient = is_connection_failure(exc)
@@ -295,8 +318,9 @@ class EventConsumer(PullConsumer):
                 await session.execute(
                     insert(self.tables.dead_letter).values(
                         consumer=self.name,
-                        event_id=event_id,
-                        subject=msg.subject,
+                        # A forged event's id and subject can be anything: kept to the columns.
+                        event_id=event_id[:64] if event_id else None,
+                        subject=msg.subject[:255],
                         payload=msg.data.decode(errors="replace"),
                         error=error[:4000],
                         deliveries=n,

@@ -24,6 +24,7 @@ from storycore_shared.app import runtime_of
 from storycore_shared.auth import Principal, PrincipalDep
 from storycore_shared.db import SessionDep, transaction
 from storycore_shared.errors import Unauthorized
+from storycore_shared.http import last_event_id as parse_last_event_id
 from storycore_shared.jobs.schemas import JobPublic, StreamTicketPublic
 from storycore_shared.jobs.service import Jobs
 
@@ -95,9 +96,10 @@ def job_router(
                 raise Unauthorized("Send `Authorization: Bearer <token>` or `?ticket=`.")
             await jobs.owned(session, Principal(user_id=principal.user_id), job_id)
         jobs.slots.take()
-        last = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
         return EventSourceResponse(
-            jobs.frames(runtime.sessionmaker, runtime.broker, job_id, last),
+            jobs.frames(
+                runtime.sessionmaker, runtime.broker, job_id, parse_last_event_id(last_event_id)
+            ),
             ping=jobs.settings.STREAM_HEARTBEAT_SECONDS,
             headers={"X-Accel-Buffering": "no", "Cache-Control": "no-cache"},
         )

@@ -207,7 +207,12 @@ class EmbeddedPostgres:
 
 
 class EmbeddedNats:
-    """nats-server with JetStream on a file store; ``sync_interval: always`` unless told not."""
+    """nats-server with JetStream on a file store; ``sync_interval: always`` unless told not.
+
+    It listens on 127.0.0.1 only and serves no monitoring port. ``authorization`` is a config
+    block (``authorization { users = [...] }``) to require users and their permissions; without
+    it the server is open (the kit's own tests).
+    """
 
     def __init__(
         self,
@@ -217,12 +222,14 @@ class EmbeddedNats:
         sync_always: bool = True,
         sink: LogSink | None = None,
         log_file: Path | None = None,
+        authorization: str | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.sync_always = sync_always
         self.sink = sink
         self.log_file = log_file
+        self.authorization = authorization
         self.process: ManagedProcess | None = None
 
     @property
@@ -233,10 +240,13 @@ class EmbeddedNats:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         sync = "sync_interval: always" if self.sync_always else ""
         config = self.data_dir / "nats-server.conf"
+        config.touch(mode=0o600)  # it may hold passwords
+        config.chmod(0o600)
         config.write_text(
             f'listen: "127.0.0.1:{self.port}"\n'
             f'server_name: "storycore-dev"\n'
             f'jetstream {{\n  store_dir: "{self.data_dir / "store"}"\n  {sync}\n}}\n'
+            + (f"{self.authorization}\n" if self.authorization else "")
         )
         self.process = ManagedProcess(
             "nats",

@@ -6,10 +6,11 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from llm.config import ProviderName
 from llm.models import Scenario
+from storycore_shared.types import TextRules
 
 ExportFormat = Literal["json", "txt", "md", "html"]
 
@@ -17,8 +18,8 @@ ExportFormat = Literal["json", "txt", "md", "html"]
 class TransformRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    story: Annotated[str, Field(min_length=10, max_length=50_000)]
-    title: Annotated[str, Field(max_length=255)] | None = None
+    story: Annotated[str, StringConstraints(min_length=10, max_length=50_000), TextRules]
+    title: Annotated[str, StringConstraints(max_length=255), TextRules] | None = None
     provider: ProviderName | None = None
 
 

@@ -7,9 +7,10 @@ from typing import ClassVar
 
 from pydantic import BaseModel
 
-from storycore_shared.events.contracts import EventData, StreamSpec
+from storycore_shared.events.contracts import EventData, LinkUrl, StreamSpec
 
-STREAM = StreamSpec(name="SEQUENCES", subjects=["sequence.>"])
+# ``rig.>``: character rigs are made by the sequences service too (its rigging runner).
+STREAM = StreamSpec(name="SEQUENCES", subjects=["sequence.>", "rig.>"])
 
 
 class SequenceRequested(EventData):
@@ -28,7 +29,8 @@ class GeneratedShot(BaseModel):
     shot_type: str
     framing: str
     duration_seconds: float
-    keyframe_url: str
+    # Stored by the shots service as the shot's result and thumbnail: https or a path here.
+    keyframe_url: LinkUrl
 
 
 class SequenceGenerated(EventData):
@@ -60,4 +62,35 @@ def progress_subject(job_id: uuid.UUID | str) -> str:
     return f"sequence.progress.{job_id}"
 
 
-STREAM.register(SequenceRequested, SequenceGenerated, SequenceFailed, SequenceCancelled)
+class RigRequested(EventData):
+    """The work item of the sequences worker's rigging runner (a JetStream work queue);
+    ``id`` is the rig's id, which is also its job's id."""
+
+    event_type: ClassVar[str] = "rig.requested"
+    project_id: uuid.UUID
+    owner_id: uuid.UUID
+
+
+class RigCreated(EventData):
+    """A character rig (a glTF skeleton) is ready; ``id`` and ``rig_id`` are the rig's id."""
+
+    event_type: ClassVar[str] = "rig.created"
+    project_id: uuid.UUID
+    owner_id: uuid.UUID
+    shot_id: uuid.UUID | None
+    rig_id: uuid.UUID
+
+
+def rig_progress_subject(rig_id: uuid.UUID | str) -> str:
+    """Core NATS subject (not JetStream) that wakes the streams of one rig's job."""
+    return f"rig.progress.{rig_id}"
+
+
+STREAM.register(
+    SequenceRequested,
+    SequenceGenerated,
+    SequenceFailed,
+    SequenceCancelled,
+    RigRequested,
+    RigCreated,
+)
