@@ -51,7 +51,10 @@ def ensure_environment() -> Path:
     wanted = _fingerprint()
     if stamp.exists() and stamp.read_text() == wanted:
         return python
-    print("storycore: installing pinned dependencies into .venv (first run only)", flush=True)
+    print(
+        "storycore: installing pinned dependencies into .venv (first run only; a few minutes)",
+        flush=True,
+    )
     pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     editable = [arg for pkg in PACKAGES for arg in ("-e", str(ROOT / pkg))]
     env = {**os.environ, "PIP_CONSTRAINT": str(ROOT / "constraints.txt")}

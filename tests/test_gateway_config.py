@@ -5,6 +5,7 @@ Docker cannot run here, so docker-compose.yml is checked by parsing it.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from storycore_devstack.routes import (
     SERVICE_KEEP_ALIVE_SECONDS,
     compose_labels,
     connect_host,
+    fallback_services,
     load_route_table,
     local_routes,
 )
@@ -51,6 +53,16 @@ def test_compose_labels_are_exactly_the_route_table(compose: dict[str, Any]):
         assert traefik == compose_labels(TABLE, entry), entry.name
     routed = {name for name, svc in services.items() if _labels(svc).get("traefik.enable")}
     assert routed == set(TABLE.services), "a compose service is routed but not in the table"
+
+
+def test_the_fallback_knows_the_route_table_in_both_modes(compose: dict[str, Any]):
+    """A down service's paths are 503 and unknown paths 404: the fallback must know which is
+    which, and where /api/health probes, from the same table in compose and the dev stack."""
+    env = compose["services"][FALLBACK]["environment"]
+    addresses = {s.name: [f"http://{s.name}:{s.container_port}"] for s in TABLE.domain_services}
+    assert json.loads(env["STORYCORE_GATEWAY_SERVICES"]) == json.loads(
+        fallback_services(TABLE, addresses)
+    )
 
 
 def test_generated_local_routes_follow_the_table():
@@ -210,3 +222,10 @@ def test_the_gateways_own_400_and_413_become_problems(compose: dict[str, Any]):
     assert 'env "STORYCORE_GATEWAY_PROBLEMS_SERVICE"' in text
     traefik_env = compose["services"]["traefik"]["environment"]
     assert traefik_env["STORYCORE_GATEWAY_PROBLEMS_SERVICE"] == f"{FALLBACK}@docker"
+
+
+def test_the_fallback_image_carries_the_api_docs():
+    dockerfile = (REPO_ROOT / "gateway" / "Dockerfile").read_text()
+    assert "COPY openapi/storycore.json /app/openapi/storycore.json" in dockerfile
+    assert "node_modules/swagger-ui-dist /app/openapi/node_modules/swagger-ui-dist" in dockerfile
+    assert "STORYCORE_API_DOCS_DIR=/app/openapi" in dockerfile

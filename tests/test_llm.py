@@ -312,7 +312,7 @@ def test_mock_plan_is_deterministic_and_internal_route_needs_the_token(
     )
     assert ok.json() == first
     # Not reachable from outside: the gateway has no route for /internal.
-    assert api.post("/internal/llm/plan", json=body).status_code == 503
+    assert_problem(api.post("/internal/llm/plan", json=body), 404, "route_not_found")
 
 
 def test_rate_limit_answers_429_with_retry_after(stack: Stack, api: httpx.Client, make_user: Any):

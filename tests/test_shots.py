@@ -126,6 +126,17 @@ def test_reorder_renumbers_atomically_and_rejects_anything_but_the_exact_set(
         ({"shot_type": "closeup"}, {"shot_type": "action", "framing": "close-up"}),
         ({"shot_type": "close-up"}, {"shot_type": "action", "framing": "close-up"}),
         ({"shot_type": "wide"}, {"shot_type": "action", "framing": "wide"}),
+        ({"shot_type": "medium"}, {"shot_type": "action", "framing": "medium"}),
+        ({"shot_type": "pov"}, {"shot_type": "action", "framing": "pov"}),
+        (
+            {"shot_type": "over-the-shoulder"},
+            {"shot_type": "action", "framing": "over-the-shoulder"},
+        ),
+        ({"shot_type": "extreme-wide"}, {"shot_type": "action", "framing": "extreme-wide"}),
+        (
+            {"shot_type": "extreme-close-up"},
+            {"shot_type": "action", "framing": "extreme-close-up"},
+        ),
         ({"framing": "close_up"}, {"shot_type": "action", "framing": "close-up"}),
         ({"framing": "closeup"}, {"shot_type": "action", "framing": "close-up"}),
         ({"shot_type": "wide", "framing": "wide"}, {"shot_type": "action", "framing": "wide"}),
@@ -183,7 +194,6 @@ def test_legacy_values_also_work_on_update(api: httpx.Client, make_user: Any):
 @pytest.mark.parametrize(
     "bad",
     [
-        {"shot_type": "medium"},
         {"shot_type": "panorama"},
         {"framing": "tight"},
         {"camera_angle": "overhead"},
@@ -206,6 +216,7 @@ def test_bad_shot_values_are_422_naming_what_is_allowed(
     problem = assert_problem(api.post("/api/shots", json=body, headers=user.headers), 422)
     if "shot_type" in bad and "framing" not in bad:
         assert "establishing" in str(problem["errors"])
+        assert "over-the-shoulder" in str(problem["errors"])
     assert api.get(f"/api/projects/{pid}/shots", headers=user.headers).json()["total"] == 0
 
 

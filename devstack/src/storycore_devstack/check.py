@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -19,29 +20,54 @@ STEPS: list[tuple[str, list[str]]] = [
     ("import boundaries", ["lint-imports"]),
 ]
 
-# Node tools the tests run where node is installed (the Khronos glTF validator), pinned in
-# testkit/node/package.json; installed without a lock file, node_modules is not committed.
+# Node packages the tests (and the gateway's docs page) use where node is installed, each
+# folder's pinned in its package.json; installed without a lock file, node_modules is not
+# committed: the Khronos glTF validator, Swagger UI's files for /api/docs, the TypeScript client.
 NODE_TOOLS = REPO_ROOT / "testkit" / "node"
+NODE_FOLDERS = [NODE_TOOLS, REPO_ROOT / "openapi", REPO_ROOT / "clients" / "typescript"]
 
 
-def node_tools_current() -> bool:
-    """Whether testkit/node/node_modules holds exactly the versions package.json pins."""
-    wanted = json.loads((NODE_TOOLS / "package.json").read_text()).get("dependencies", {})
+def node_tools_current(folder: Path = NODE_TOOLS) -> bool:
+    """Whether ``folder``/node_modules holds exactly the versions its package.json pins."""
+    manifest = json.loads((folder / "package.json").read_text())
+    wanted = {**manifest.get("dependencies", {}), **manifest.get("devDependencies", {})}
     for name, version in wanted.items():
-        installed = NODE_TOOLS / "node_modules" / name / "package.json"
+        installed = folder / "node_modules" / name / "package.json"
         if not installed.is_file() or json.loads(installed.read_text()).get("version") != version:
             return False
     return True
 
 
 def install_node_tools() -> int:
-    """``npm install`` the pinned node tools when node is here and they are missing or stale."""
+    """``npm install`` the pinned node packages when node is here and they are missing or stale."""
     npm = shutil.which("npm")
-    if shutil.which("node") is None or npm is None or node_tools_current():
+    if shutil.which("node") is None or npm is None:
         return 0
-    print("== npm install (testkit/node)", flush=True)
-    argv = [npm, "install", "--no-audit", "--no-fund", "--no-package-lock", "--prefix", "."]
-    return subprocess.run(argv, cwd=NODE_TOOLS, check=False).returncode
+    for folder in NODE_FOLDERS:
+        if not (folder / "package.json").is_file() or node_tools_current(folder):
+            continue
+        print(f"== npm install ({folder.relative_to(REPO_ROOT)})", flush=True)
+        argv = [npm, "install", "--no-audit", "--no-fund", "--no-package-lock", "--ignore-scripts"]
+        returncode = subprocess.run([*argv, "--prefix", "."], cwd=folder, check=False).returncode
+        if returncode != 0:
+            return returncode
+    return 0
+
+
+def install_chromium() -> None:
+    """The docs-page test drives headless Chromium: install Debian's when missing and we are
+    root (tests/test_docs_page.py skips, saying why, when there is still none)."""
+    if any(shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")):
+        return
+    apt = shutil.which("apt-get")
+    if apt is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
+        print("== chromium is not installed (and cannot be here): the docs-page test skips")
+        return
+    print("== apt-get install chromium (for the docs-page test)", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    if subprocess.run([apt, "install", "-y", "-q", "chromium"], env=env, check=False).returncode:
+        subprocess.run([apt, "update", "-q"], env=env, check=False)
+        subprocess.run([apt, "install", "-y", "-q", "chromium"], env=env, check=False)
 
 
 def run_checks(pytest_args: list[str]) -> int:
@@ -55,8 +81,9 @@ def run_checks(pytest_args: list[str]) -> int:
             return result.returncode
         print(f"== {title} ok ({time.monotonic() - began:.1f}s)", flush=True)
     if install_node_tools() != 0:
-        print("== npm install (testkit/node) failed", flush=True)
+        print("== npm install failed", flush=True)
         return 1
+    install_chromium()
     print("== pytest", flush=True)
     return subprocess.run(
         [sys.executable, "-m", "pytest", *pytest_args], cwd=REPO_ROOT, check=False

@@ -11,6 +11,10 @@ migrate                                 run every service's migrations
 republish --service S --since T [--until T]
 provision-nats                          create the bus's streams and buckets (NATS_URL: as whom)
 nats-config                             print deploy/nats/nats.conf, made from the bus declaration
+openapi [--check]                       write openapi/storycore.json, the suite's merged OpenAPI
+                                        (--check: fail when the committed file is stale)
+errors-doc [--check]                    write docs/errors.md, the error-code catalogue made from
+                                        the code (--check: fail when the committed file is stale)
 test [pytest args]                      lint, types, import boundaries, then every test
 bench [name ...]                        the benchmarks under benchmarks/, printing figures
 """
@@ -257,6 +261,46 @@ def cmd_nats_config(_: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_openapi(args: argparse.Namespace) -> int:
+    from storycore_devstack.openapi import SPEC_PATH, build_spec, render, write_spec
+
+    if args.check:
+        current = SPEC_PATH.read_text() if SPEC_PATH.exists() else ""
+        if current != render(build_spec()):
+            print("storycore: openapi/storycore.json is stale: run `python3 storycore.py openapi`")
+            return 1
+        print("storycore: openapi/storycore.json is current")
+        return 0
+    path = write_spec()
+    print(f"storycore: wrote {path.relative_to(REPO_ROOT)}")
+    # The TypeScript client's types follow (when its npm packages are installed).
+    client = REPO_ROOT / "clients" / "typescript"
+    generator = client / "node_modules" / ".bin" / "openapi-typescript"
+    if generator.exists():
+        script = json.loads((client / "package.json").read_text())["scripts"]["generate"]
+        argv = [str(generator), *script.split()[1:]]  # the flags live in package.json
+        if subprocess.run(argv, cwd=client, check=False, capture_output=True).returncode != 0:
+            print("storycore: regenerating clients/typescript/src/schema.d.ts failed")
+            return 1
+        print("storycore: wrote clients/typescript/src/schema.d.ts")
+    else:
+        print("storycore: clients/typescript has no node_modules: its types were not regenerated")
+    return 0
+
+
+def cmd_errors_doc(args: argparse.Namespace) -> int:
+    from storycore_devstack.errors_doc import ERRORS_DOC, render, write
+
+    if args.check:
+        if not ERRORS_DOC.exists() or ERRORS_DOC.read_text() != render():
+            print("storycore: docs/errors.md is stale: run `python3 storycore.py errors-doc`")
+            return 1
+        print("storycore: docs/errors.md is current")
+        return 0
+    print(f"storycore: wrote {write().relative_to(REPO_ROOT)}")
+    return 0
+
+
 def cmd_test(args: argparse.Namespace) -> int:
     from storycore_devstack.check import run_checks
 
@@ -326,6 +370,12 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser(
         "nats-config", help="print the compose NATS config made from the bus declaration"
     ).set_defaults(func=cmd_nats_config)
+    openapi = sub.add_parser("openapi", help="write openapi/storycore.json (merged OpenAPI)")
+    openapi.add_argument("--check", action="store_true", help="fail when the file is stale")
+    openapi.set_defaults(func=cmd_openapi)
+    errors_doc = sub.add_parser("errors-doc", help="write docs/errors.md (the error codes)")
+    errors_doc.add_argument("--check", action="store_true", help="fail when the file is stale")
+    errors_doc.set_defaults(func=cmd_errors_doc)
     bench = sub.add_parser("bench", help="run the benchmarks in benchmarks/ (prints figures)")
     bench.add_argument("names", nargs="*", help="only these (file names without .py)")
     bench.set_defaults(func=cmd_bench)

@@ -6,6 +6,7 @@ The same table yields Traefik's file-provider routes for the dev stack and the l
 
 from __future__ import annotations
 
+import json
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,6 +119,24 @@ def local_routes(table: RouteTable, addresses: dict[str, list[str]]) -> dict[str
                 }
             }
     return {"http": {"routers": routers, "services": services}}
+
+
+def fallback_services(table: RouteTable, addresses: dict[str, list[str]]) -> str:
+    """``STORYCORE_GATEWAY_SERVICES`` for the fallback app: each domain service's rules (a path
+    they claim is 503 while the service is down, any other 404) and its replicas' health URLs
+    (for ``/api/health``)."""
+    return json.dumps(
+        {
+            service.name: {
+                "rules": [route.rule for route in service.routes],
+                "health": [
+                    f"{url}{service.health_path}" for url in addresses.get(service.name, [])
+                ],
+            }
+            for service in table.domain_services
+        },
+        separators=(",", ":"),
+    )
 
 
 def compose_labels(table: RouteTable, service: ServiceEntry) -> dict[str, str]:

@@ -45,6 +45,7 @@ from storycore_devstack.routes import (
     RouteTable,
     ServiceEntry,
     connect_host,
+    fallback_services,
     load_route_table,
     local_routes,
 )
@@ -131,6 +132,7 @@ class Stack:
         self._alive_files: dict[str, Path] = {}
         self.role_passwords: dict[str, str] = {}
         self.internal_token = ""
+        self.media_signing_key = ""
         self.started_in: float = 0.0
         self.supervisor = Supervisor(
             log=self._supervisor_log, on_change=self._write_state, backoff=config.restart_backoff
@@ -326,9 +328,18 @@ class Stack:
         for name in self.table.services:
             known.setdefault(name, secrets.token_urlsafe(24))
         known.setdefault("internal-token", secrets.token_urlsafe(32))
+        known.setdefault("media-signing-key", secrets.token_urlsafe(32))
         self.internal_token = known.pop("internal-token")
+        self.media_signing_key = known.pop("media-signing-key")
         roles_file.write_text(
-            json.dumps({**known, "internal-token": self.internal_token}, indent=2)
+            json.dumps(
+                {
+                    **known,
+                    "internal-token": self.internal_token,
+                    "media-signing-key": self.media_signing_key,
+                },
+                indent=2,
+            )
         )
         roles_file.chmod(0o600)
         self.role_passwords = known
@@ -437,12 +448,17 @@ class Stack:
             "STORYCORE_JWKS_URL": f"{self.gateway_url}/api/auth/.well-known/jwks.json",
             "STORYCORE_PROJECTS_URL": self.gateway_url,
             "STORYCORE_INTERNAL_TOKEN": self.internal_token,
+            # Signs the media URLs answers carry (storycore_shared.media).
+            "STORYCORE_MEDIA_SIGNING_KEY": self.media_signing_key,
             # Internal routes are not behind the gateway: the llm replica itself.
             "STORYCORE_LLM_URL": self.replicas["llm"][0].url if "llm" in self.replicas else "",
             "AUTH_SIGNING_KEY_FILE": str(self.signing_key_file),
             **self.config.extra_env,
         }
-        if not service.is_fallback:
+        if service.is_fallback:
+            addresses = {n: [r.url for r in reps] for n, reps in self.replicas.items()}
+            env["STORYCORE_GATEWAY_SERVICES"] = fallback_services(self.table, addresses)
+        else:
             env[f"{env_prefix(service.name)}DATABASE_URL"] = self.database_url(service.name)
         if service.name in BUS:  # its own NATS user (bus declaration)
             env[f"{env_prefix(service.name)}NATS_URL"] = self.nats_url_for(service.name)

@@ -68,6 +68,7 @@ def _settings(**overrides: Any) -> Settings:
         "PROJECTS_URL": "http://127.0.0.1:9",
         "LLM_URL": "http://127.0.0.1:9",
         "INTERNAL_TOKEN": "unused",
+        "MEDIA_SIGNING_KEY": "a media signing key for tests",
         "ENVIRONMENT": "test",
         "SHEET_MAX_BYTES": 1024,
         **overrides,

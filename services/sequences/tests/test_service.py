@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sequences.config import Settings
@@ -34,6 +35,7 @@ def _settings(**overrides: Any) -> Settings:
         "PROJECTS_URL": "http://127.0.0.1:9",
         "LLM_URL": "http://127.0.0.1:9",
         "INTERNAL_TOKEN": "unused",
+        "MEDIA_SIGNING_KEY": "a media signing key for tests",
         "ENVIRONMENT": "test",
         **overrides,
     }
@@ -137,7 +139,7 @@ async def test_cancel_stands_once_and_emits_one_event(
         await sequences.result(session, principal=OWNER, job_id=job["id"])
 
 
-async def test_a_stream_ticket_works_once_and_for_its_own_job(
+async def test_a_stream_ticket_is_reusable_for_its_own_job_until_it_expires(
     session: AsyncSession, sequences: Sequences
 ) -> None:
     project_id = await _project(session, sequences)
@@ -146,12 +148,21 @@ async def test_a_stream_ticket_works_once_and_for_its_own_job(
     ticket = await sequences.jobs.issue_ticket(session, principal=OWNER, job_id=first["id"])
     with pytest.raises(InvalidTicket):
         await sequences.jobs.spend_ticket(session, second["id"], ticket)
-    other = await sequences.jobs.issue_ticket(session, principal=OWNER, job_id=second["id"])
-    assert (await sequences.jobs.spend_ticket(session, second["id"], other)).user_id == (
-        OWNER.user_id
+    # An EventSource reconnects with the same URL: the ticket works again while it lives.
+    for _ in range(3):
+        used = await sequences.jobs.spend_ticket(session, first["id"], ticket)
+        assert used.user_id == OWNER.user_id
+    with pytest.raises(InvalidTicket):
+        await sequences.jobs.spend_ticket(session, first["id"], "not-a-ticket")
+    stream_ticket = sequences.jobs.tables.stream_ticket
+    await session.execute(
+        update(stream_ticket)
+        .where(stream_ticket.c.job_id == first["id"])
+        .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
     )
     with pytest.raises(InvalidTicket):
-        await sequences.jobs.spend_ticket(session, second["id"], other)
+        await sequences.jobs.spend_ticket(session, first["id"], ticket)
+    assert InvalidTicket.status == 401
 
 
 async def test_keyframe_indexes_outside_the_job_are_404(

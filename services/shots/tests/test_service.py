@@ -112,9 +112,11 @@ async def test_a_legacy_shot_type_becomes_the_framing(session: AsyncSession, sho
                 "framing": "wide",
             }
         )
-    with pytest.raises(ValidationError):
+    medium = await _shot(session, shots, project_id, shot_type="medium")
+    assert (medium.shot_type, medium.framing) == ("action", "medium")
+    with pytest.raises(ValidationError, match="over-the-shoulder"):
         ShotCreate.model_validate(
-            {"project_id": project_id, "name": "n", "prompt": "p", "shot_type": "medium"}
+            {"project_id": project_id, "name": "n", "prompt": "p", "shot_type": "panorama"}
         )
     # On update the purpose stays as it was; only the framing changes.
     updated = await shots.update_shot(

@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from fastapi import APIRouter, FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import HTTPConnection
 
@@ -192,7 +194,7 @@ def create_service_app(spec: ServiceSpec[Any]) -> FastAPI:
         title=spec.title or f"StoryCore {spec.name}",
         description=spec.description,
         lifespan=lifespan,
-        docs_url=None if production else f"/api/{spec.name}/docs",
+        docs_url=None,  # below: Swagger UI with the gateway's own files, no CDN
         redoc_url=None,
         openapi_url=None if production else f"/api/{spec.name}/openapi.json",
     )
@@ -201,11 +203,35 @@ def create_service_app(spec: ServiceSpec[Any]) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, service=spec.name)
     app.include_router(health.router)
+    if not production:
+        app.include_router(_docs_router(spec.name, app.title))
     for router in spec.routers:
         app.include_router(router, responses=SHARED_PROBLEMS)
     if settings.ENVIRONMENT == "test":
         app.include_router(_diagnostics_router(spec.name))
     return app
+
+
+# Swagger UI's files, served by the gateway's fallback app (storycore_shared.fallback) at
+# /api/docs/assets: every docs page works offline, none loads from a CDN.
+SWAGGER_ASSETS_URL = "/api/docs/assets"
+
+
+def _docs_router(name: str, title: str) -> APIRouter:
+    """``GET /api/<name>/docs``: FastAPI's Swagger UI page, on the suite's local assets."""
+    router = APIRouter(include_in_schema=False)
+
+    @router.get(f"/api/{name}/docs")
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=f"/api/{name}/openapi.json",
+            title=f"{title} - Swagger UI",
+            swagger_js_url=f"{SWAGGER_ASSETS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{SWAGGER_ASSETS_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{SWAGGER_ASSETS_URL}/favicon-32x32.png",
+        )
+
+    return router
 
 
 def _diagnostics_router(name: str) -> APIRouter:

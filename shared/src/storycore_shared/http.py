@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from fastapi import Header, Query
+from fastapi import Header, Query, Response
 
 from storycore_shared.errors import Unprocessable, VersionConflict
 from storycore_shared.types import INT32_MAX
@@ -20,6 +20,7 @@ _ETAG = re.compile(r'^\s*(?:W/)?"?([0-9]{1,10})"?\s*$')
 _EVENT_ID = re.compile(r"^\s*([0-9]{1,10})\s*$")
 
 IfMatch = Annotated[str | None, Header(alias="If-Match", max_length=64)]
+IfNoneMatch = Annotated[str | None, Header(alias="If-None-Match", max_length=1024)]
 # offset = (page - 1) * page_size stays far inside bigint.
 Page = Annotated[int, Query(ge=1, le=INT32_MAX)]
 PageSize = Annotated[int, Query(ge=1, le=100)]
@@ -64,3 +65,19 @@ def check_version(kind: str, current: int, expected: int | None) -> None:
 
 def etag(version: int) -> str:
     return f'"{version}"'
+
+
+def not_modified(if_none_match: str | None, version: int) -> Response | None:
+    """A 304 answer (with the ETag, no body) when ``If-None-Match`` names ``version``'s ETag
+    or is ``*``; None when the full answer is due. For a GET that sends ``etag(version)``::
+
+        if cached := not_modified(if_none_match, project.version):
+            return cached
+    """
+    if if_none_match is None:
+        return None
+    tags = [tag.strip() for tag in if_none_match.split(",")]
+    current = etag(version)
+    if "*" in tags or any(tag.removeprefix("W/") == current for tag in tags):
+        return Response(status_code=304, headers={"ETag": current})
+    return None

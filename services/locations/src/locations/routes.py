@@ -9,7 +9,15 @@ from locations.schemas import LocationCreate, LocationPublic, LocationsPublic, L
 from locations.state import LocationsDep
 from storycore_shared.auth import PrincipalDep
 from storycore_shared.db import SessionDep
-from storycore_shared.http import IfMatch, Page, PageSize, etag, expected_version
+from storycore_shared.http import (
+    IfMatch,
+    IfNoneMatch,
+    Page,
+    PageSize,
+    etag,
+    expected_version,
+    not_modified,
+)
 
 router = APIRouter(tags=["locations"])
 
@@ -73,16 +81,19 @@ async def list_project_locations(
     )
 
 
-@router.get("/api/locations/{location_id}")
+@router.get("/api/locations/{location_id}", response_model=LocationPublic)
 async def get_location(
     location_id: uuid.UUID,
     session: SessionDep,
     principal: PrincipalDep,
     locations: LocationsDep,
     response: Response,
-) -> LocationPublic:
-    """One location the caller can read."""
+    if_none_match: IfNoneMatch = None,
+) -> LocationPublic | Response:
+    """One location the caller can read (304 for a current ETag)."""
     location = await locations.get_location(session, principal=principal, location_id=location_id)
+    if cached := not_modified(if_none_match, location.version):
+        return cached
     return _public(response, location)
 
 

@@ -15,7 +15,15 @@ from projects.schemas import (
 )
 from storycore_shared.auth import PrincipalDep
 from storycore_shared.db import SessionDep
-from storycore_shared.http import IfMatch, Page, PageSize, etag, expected_version
+from storycore_shared.http import (
+    IfMatch,
+    IfNoneMatch,
+    Page,
+    PageSize,
+    etag,
+    expected_version,
+    not_modified,
+)
 
 router = APIRouter(prefix="/api/projects", tags=["projects"])
 
@@ -55,12 +63,18 @@ async def list_projects(
     )
 
 
-@router.get("/{project_id}")
+@router.get("/{project_id}", response_model=ProjectPublic)
 async def get_project(
-    project_id: uuid.UUID, session: SessionDep, principal: PrincipalDep, response: Response
-) -> ProjectPublic:
-    """One project: the caller's own, or anyone's public one."""
+    project_id: uuid.UUID,
+    session: SessionDep,
+    principal: PrincipalDep,
+    response: Response,
+    if_none_match: IfNoneMatch = None,
+) -> ProjectPublic | Response:
+    """One project: the caller's own, or anyone's public one (304 for a current ETag)."""
     project = await service.get_readable(session, principal=principal, project_id=project_id)
+    if cached := not_modified(if_none_match, project.version):
+        return cached
     return _with_etag(response, ProjectPublic.of(project))
 
 

@@ -6,12 +6,13 @@ from typing import ClassVar, Literal
 from pydantic import Field, SecretStr
 
 from storycore_shared.jobs.settings import JobSettings
+from storycore_shared.media import MediaSettings
 
 ImageBackend = Literal["builtin", "comfyui"]
 PoseDetector = Literal["auto", "comfyui", "none"]
 
 
-class Settings(JobSettings):
+class Settings(JobSettings, MediaSettings):
     ENV_PREFIX: ClassVar[str] = "SEQUENCES_"
     SERVICE_NAME: ClassVar[str] = "sequences"
 

@@ -12,6 +12,7 @@ from storycore_shared.db import SessionDep
 from storycore_shared.http import Page, PageSize
 from storycore_shared.jobs.routes import job_router
 from storycore_shared.jobs.schemas import JobPublic, JobsPublic, JobStatus
+from storycore_shared.media import MediaPrincipalDep
 
 router = APIRouter(prefix="/api/sequences", tags=["sequences"])
 
@@ -27,7 +28,7 @@ async def generate_sequence(
     """Queue a storyboard generation job for one of the caller's projects."""
     job = await sequences.generate(session, principal=principal, data=data)
     response.headers["Location"] = f"/api/sequences/{job['id']}/status"
-    return sequences.jobs.public(job)
+    return sequences.jobs.public(job, viewer=principal.user_id)
 
 
 @router.get("")
@@ -69,11 +70,11 @@ async def get_keyframe(
     index: int,
     request: Request,
     session: SessionDep,
-    principal: PrincipalDep,
+    principal: MediaPrincipalDep,
     sequences: SequencesDep,
     keyframes: KeyframesDep,
 ) -> Response:
-    """One keyframe, as PNG (with Range, ETag and If-None-Match)."""
+    """One keyframe, as PNG (bearer or signed URL; Range, ETag and If-None-Match)."""
     await sequences.keyframe_job(session, principal=principal, job_id=job_id, index=index)
     return await keyframes.response(request, session, job_id, index)
 

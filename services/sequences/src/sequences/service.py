@@ -23,6 +23,7 @@ from storycore_shared.jobs import repository as jobs_repository
 from storycore_shared.jobs.repository import Job
 from storycore_shared.jobs.schemas import JobsPublic
 from storycore_shared.jobs.service import Jobs
+from storycore_shared.media import MediaSigner
 from storycore_shared.replicas.projects import ProjectDirectory
 
 SOURCE = "sequences"
@@ -33,7 +34,20 @@ def _cancelled(job: Job) -> SequenceCancelled:
     return SequenceCancelled(id=job["id"], project_id=job["project_id"], job_id=job["id"])
 
 
+def signed_result(
+    signer: MediaSigner, result: dict[str, Any], user_id: uuid.UUID
+) -> dict[str, Any]:
+    """A storyboard as ``user_id`` reads it: keyframe URLs signed for them, so ``<img src>``
+    loads them (in the result, the job's status and the stream's last frame alike)."""
+    shots = [
+        {**shot, "keyframe_url": signer.sign_suite_url(shot.get("keyframe_url"), user_id=user_id)}
+        for shot in result.get("shots", [])
+    ]
+    return {**result, "shots": shots}
+
+
 def make_jobs(settings: Settings) -> Jobs:
+    signer = MediaSigner.from_settings(settings)
     return KindJobs(
         job_tables,
         event_tables,
@@ -42,6 +56,7 @@ def make_jobs(settings: Settings) -> Jobs:
         service=SOURCE,
         progress_subject=progress_subject,
         cancelled_event=_cancelled,
+        present_result=lambda result, user_id: signed_result(signer, result, user_id),
     )
 
 
@@ -111,8 +126,9 @@ class Sequences:
         job = await self.jobs.owned(session, principal, job_id)
         if job["status"] != "completed" or job["result"] is None:
             raise ResultNotReady(f"The job is {job['status']}; its result exists once completed.")
-        result: dict[str, Any] = job["result"]
-        return result
+        return signed_result(
+            MediaSigner.from_settings(self.settings), job["result"], principal.user_id
+        )
 
     async def keyframe_job(
         self, session: AsyncSession, *, principal: Principal, job_id: uuid.UUID, index: int

@@ -3,9 +3,10 @@ from __future__ import annotations
 from typing import ClassVar
 
 from storycore_shared.config import ServiceSettings
+from storycore_shared.media import MediaSettings
 
 
-class Settings(ServiceSettings):
+class Settings(ServiceSettings, MediaSettings):
     ENV_PREFIX: ClassVar[str] = "SHOTS_"
     SERVICE_NAME: ClassVar[str] = "shots"
 

@@ -14,6 +14,7 @@ from storycore_shared.events.consumer import EventConsumer
 from storycore_shared.events.contracts import sequences as sequence_events
 from storycore_shared.events.contracts import shots as shot_events
 from storycore_shared.events.contracts.sequences import SequenceGenerated
+from storycore_shared.media import MediaSigner
 from storycore_shared.replicas.projects import ProjectDirectory
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -46,7 +47,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             tables=event_tables,
             publishes=[shot_events.STREAM],
             consumers=consumers,
-            state=lambda _: ShotsState(shots=Shots(directory)),
+            state=lambda _: ShotsState(
+                shots=Shots(directory), signer=MediaSigner.from_settings(settings)
+            ),
             title="StoryCore shots",
             description="Shots of a project: order, framing, camera, regeneration requests.",
         )

@@ -14,16 +14,27 @@ from shots.schemas import (
     ShotStatus,
     ShotUpdate,
 )
-from shots.state import ShotsDep
-from storycore_shared.auth import PrincipalDep
+from shots.state import ShotsDep, SignerDep
+from storycore_shared.auth import Principal, PrincipalDep
 from storycore_shared.db import SessionDep
-from storycore_shared.http import IfMatch, Page, PageSize, etag, expected_version
+from storycore_shared.http import (
+    IfMatch,
+    IfNoneMatch,
+    Page,
+    PageSize,
+    etag,
+    expected_version,
+    not_modified,
+)
+from storycore_shared.media import MediaSigner
 
 router = APIRouter(tags=["shots"])
 
 
-def _public(response: Response, shot: Shot) -> ShotPublic:
-    public = ShotPublic.of(shot)
+def _public(
+    response: Response, shot: Shot, signer: MediaSigner, principal: Principal
+) -> ShotPublic:
+    public = ShotPublic.of(shot, signer=signer, user_id=principal.user_id)
     response.headers["ETag"] = etag(public.version)
     return public
 
@@ -34,25 +45,30 @@ async def create_shot(
     session: SessionDep,
     principal: PrincipalDep,
     shots: ShotsDep,
+    signer: SignerDep,
     response: Response,
 ) -> ShotPublic:
     """Add a shot to one of the caller's projects."""
     shot = await shots.create_shot(session, principal=principal, data=data)
     response.headers["Location"] = f"/api/shots/{shot.id}"
-    return _public(response, shot)
+    return _public(response, shot, signer, principal)
 
 
-@router.get("/api/shots/{shot_id}")
+@router.get("/api/shots/{shot_id}", response_model=ShotPublic)
 async def get_shot(
     shot_id: uuid.UUID,
     session: SessionDep,
     principal: PrincipalDep,
     shots: ShotsDep,
+    signer: SignerDep,
     response: Response,
-) -> ShotPublic:
-    """One shot of a project the caller can read."""
+    if_none_match: IfNoneMatch = None,
+) -> ShotPublic | Response:
+    """One shot of a project the caller can read (304 for a current ETag)."""
     shot = await shots.get_shot(session, principal=principal, shot_id=shot_id)
-    return _public(response, shot)
+    if cached := not_modified(if_none_match, shot.version):
+        return cached
+    return _public(response, shot, signer, principal)
 
 
 @router.put("/api/shots/{shot_id}")
@@ -62,6 +78,7 @@ async def update_shot(
     session: SessionDep,
     principal: PrincipalDep,
     shots: ShotsDep,
+    signer: SignerDep,
     response: Response,
     if_match: IfMatch = None,
 ) -> ShotPublic:
@@ -73,7 +90,7 @@ async def update_shot(
         data=data,
         expected_version=expected_version(data.version, if_match),
     )
-    return _public(response, shot)
+    return _public(response, shot, signer, principal)
 
 
 @router.delete("/api/shots/{shot_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -101,6 +118,7 @@ async def regenerate_shot(
     session: SessionDep,
     principal: PrincipalDep,
     shots: ShotsDep,
+    signer: SignerDep,
     response: Response,
 ) -> ShotPublic:
     """Send a shot back to pending; the sequences worker re-renders its keyframe."""
@@ -110,7 +128,7 @@ async def regenerate_shot(
         shot_id=shot_id,
         prompt=data.prompt,
     )
-    return _public(response, shot)
+    return _public(response, shot, signer, principal)
 
 
 @router.get("/api/projects/{project_id}/shots")
@@ -119,6 +137,7 @@ async def list_project_shots(
     session: SessionDep,
     principal: PrincipalDep,
     shots: ShotsDep,
+    signer: SignerDep,
     status: ShotStatus | None = None,
     page: Page = 1,
     page_size: PageSize = 20,
@@ -133,7 +152,10 @@ async def list_project_shots(
         page_size=page_size,
     )
     return ShotsPublic(
-        shots=[ShotPublic.of(s) for s in items], total=total, page=page, page_size=page_size
+        shots=[ShotPublic.of(s, signer=signer, user_id=principal.user_id) for s in items],
+        total=total,
+        page=page,
+        page_size=page_size,
     )
 
 
@@ -144,6 +166,7 @@ async def reorder_project_shots(
     session: SessionDep,
     principal: PrincipalDep,
     shots: ShotsDep,
+    signer: SignerDep,
 ) -> ShotsPublic:
     """Renumber all of a project's shots at once, in the order given."""
     items = await shots.reorder_shots(
@@ -153,7 +176,7 @@ async def reorder_project_shots(
         shot_ids=data.shot_ids,
     )
     return ShotsPublic(
-        shots=[ShotPublic.of(s) for s in items],
+        shots=[ShotPublic.of(s, signer=signer, user_id=principal.user_id) for s in items],
         total=len(items),
         page=1,
         page_size=max(len(items), 1),

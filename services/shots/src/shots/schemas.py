@@ -10,18 +10,28 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from shots.models import Shot
-from storycore_shared.contracts.vocabulary import CameraAngle, Framing, ShotType
+from storycore_shared.contracts.vocabulary import (
+    FRAMINGS,
+    SHOT_TYPES,
+    CameraAngle,
+    Framing,
+    ShotType,
+    as_framing,
+)
+from storycore_shared.media import MediaSigner
 from storycore_shared.types import FiniteFloat, Int32, JsonObject, TextRules
 
 ShotStatus = Literal["pending", "generating", "completed", "failed", "archived"]
-
-# Legacy shot_type values (a shot size) and the framing they stand for.
-LEGACY_SHOT_TYPES = {"closeup": "close-up", "close-up": "close-up", "wide": "wide"}
-# Other spellings of framing values that existing clients send.
-FRAMING_SPELLINGS = {"close_up": "close-up", "closeup": "close-up"}
 
 Name = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), TextRules
@@ -40,16 +50,19 @@ Ids = Annotated[
 
 
 def normalise_legacy(data: Any) -> Any:
-    """Map legacy ``shot_type`` values to ``framing`` and accept other framing spellings."""
+    """Map a framing sent as ``shot_type`` (the old clients' habit: ``wide``, ``closeup``,
+    ``pov``...) to ``framing``, and accept other spellings of framing values."""
     if not isinstance(data, dict):
         return data
     data = dict(data)
     framing = data.get("framing")
     if isinstance(framing, str):
-        framing = data["framing"] = FRAMING_SPELLINGS.get(framing, framing)
+        framing = data["framing"] = as_framing(framing) or framing
     shot_type = data.get("shot_type")
-    if isinstance(shot_type, str) and shot_type in LEGACY_SHOT_TYPES:
-        meant = LEGACY_SHOT_TYPES[shot_type]
+    if isinstance(shot_type, str) and shot_type not in SHOT_TYPES:
+        meant = as_framing(shot_type)
+        if meant is None:
+            return data  # the field's own validator names both vocabularies
         if framing is not None and framing != meant:
             raise ValueError(
                 f"shot_type {shot_type!r} is a legacy framing ({meant!r}) but framing is "
@@ -58,6 +71,16 @@ def normalise_legacy(data: Any) -> Any:
         data["framing"] = meant
         del data["shot_type"]  # the purpose stays at its default (create) or as it was (update)
     return data
+
+
+def check_shot_type(value: Any) -> Any:
+    """An unknown ``shot_type`` is a 422 naming what it may be."""
+    if isinstance(value, str) and value not in SHOT_TYPES:
+        raise ValueError(
+            f"shot_type {value!r} is neither a narrative purpose ({', '.join(SHOT_TYPES)}) "
+            f"nor a framing, which goes in `framing` ({', '.join(FRAMINGS)})"
+        )
+    return value
 
 
 class ShotCreate(BaseModel):
@@ -78,6 +101,7 @@ class ShotCreate(BaseModel):
     asset_ids: Ids = Field(default_factory=list)
 
     _legacy = model_validator(mode="before")(normalise_legacy)
+    _shot_type = field_validator("shot_type", mode="before")(check_shot_type)
 
 
 class ShotUpdate(BaseModel):
@@ -101,6 +125,7 @@ class ShotUpdate(BaseModel):
     version: Version | None = None
 
     _legacy = model_validator(mode="before")(normalise_legacy)
+    _shot_type = field_validator("shot_type", mode="before")(check_shot_type)
 
     def changes(self) -> dict[str, Any]:
         return {
@@ -133,8 +158,12 @@ class ShotPublic(BaseModel):
     version: int
 
     @classmethod
-    def of(cls, shot: Shot) -> ShotPublic:
-        return cls.model_validate({**shot.model_dump(exclude={"meta"}), "metadata": shot.meta})
+    def of(cls, shot: Shot, *, signer: MediaSigner, user_id: uuid.UUID) -> ShotPublic:
+        """The shot as answered to ``user_id``: suite media URLs signed for them."""
+        public = cls.model_validate({**shot.model_dump(exclude={"meta"}), "metadata": shot.meta})
+        public.result_url = signer.sign_suite_url(public.result_url, user_id=user_id)
+        public.thumbnail_url = signer.sign_suite_url(public.thumbnail_url, user_id=user_id)
+        return public
 
 
 class ShotsPublic(BaseModel):

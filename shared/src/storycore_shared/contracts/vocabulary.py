@@ -16,3 +16,18 @@ CameraAngle = Literal["eye-level", "high", "low", "dutch", "birds-eye", "worms-e
 
 SHOT_TYPES: tuple[str, ...] = get_args(ShotType)
 FRAMINGS: tuple[str, ...] = get_args(Framing)
+
+# Spellings of framing values that existing clients send, besides the canonical ones.
+FRAMING_SPELLINGS = {
+    "closeup": "close-up",
+    "extreme-closeup": "extreme-close-up",
+    "ots": "over-the-shoulder",
+}
+
+
+def as_framing(value: str) -> str | None:
+    """The framing ``value`` names (``close_up``, ``closeup``, ``Over-The-Shoulder``...), or
+    None when it names none."""
+    spelled = value.strip().lower().replace("_", "-").replace(" ", "-")
+    spelled = FRAMING_SPELLINGS.get(spelled, spelled)
+    return spelled if spelled in FRAMINGS else None

@@ -163,20 +163,26 @@ async def add_ticket(
 
 
 async def use_ticket(
-    session: AsyncSession, tables: JobTables, ticket_hash: str, now: datetime
-) -> tuple[uuid.UUID, uuid.UUID] | None:
-    """Spend a ticket: it works once, and only before it expires. Answers (job, user)."""
+    session: AsyncSession,
+    tables: JobTables,
+    ticket_hash: str,
+    job_id: uuid.UUID,
+    now: datetime,
+) -> uuid.UUID | None:
+    """Use a ticket for ``job_id``: it works for that job only, as often as needed until it
+    expires (EventSource reconnects with the same URL). Records the first use; answers the
+    user it was issued to."""
     ticket = tables.stream_ticket
     row = (
         await session.execute(
             update(ticket)
             .where(
                 ticket.c.ticket_hash == ticket_hash,
-                ticket.c.used_at.is_(None),
+                ticket.c.job_id == job_id,
                 ticket.c.expires_at > now,
             )
-            .values(used_at=now)
-            .returning(ticket.c.job_id, ticket.c.user_id)
+            .values(used_at=func.coalesce(ticket.c.used_at, now))
+            .returning(ticket.c.user_id)
         )
     ).first()
-    return None if row is None else (row[0], row[1])
+    return None if row is None else row[0]

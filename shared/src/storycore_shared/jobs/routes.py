@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sse_starlette.sse import EventSourceResponse
 
@@ -57,20 +57,21 @@ def job_router(
         job_id: uuid.UUID, session: SessionDep, principal: PrincipalDep, jobs: Jobs = jobs_dep
     ) -> JobPublic:
         """One job's state."""
-        return jobs.public(await jobs.owned(session, principal, job_id))
+        return jobs.public(await jobs.owned(session, principal, job_id), viewer=principal.user_id)
 
     @router.post("/{job_id}/cancel")
     async def cancel_job(
         job_id: uuid.UUID, session: SessionDep, principal: PrincipalDep, jobs: Jobs = jobs_dep
     ) -> JobPublic:
         """Cancel a pending or processing job; 409 once it has finished."""
-        return jobs.public(await jobs.cancel(session, principal=principal, job_id=job_id))
+        job = await jobs.cancel(session, principal=principal, job_id=job_id)
+        return jobs.public(job, viewer=principal.user_id)
 
     @router.post("/{job_id}/stream-ticket")
     async def create_stream_ticket(
         job_id: uuid.UUID, session: SessionDep, principal: PrincipalDep, jobs: Jobs = jobs_dep
     ) -> StreamTicketPublic:
-        """A single-use ticket for this job's stream (EventSource cannot send headers)."""
+        """A short-lived ticket for this job's stream only (EventSource cannot send headers)."""
         ticket = await jobs.issue_ticket(session, principal=principal, job_id=job_id)
         return StreamTicketPublic(ticket=ticket, expires_in=jobs.settings.TICKET_TTL_SECONDS)
 
@@ -82,8 +83,12 @@ def job_router(
         jobs: Jobs = jobs_dep,
         ticket: str | None = None,
         last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+        last_event_id_query: Annotated[
+            str | None, Query(alias="last_event_id", max_length=20)
+        ] = None,
     ) -> EventSourceResponse:
-        """Progress as server-sent events; every frame has an id, so a reconnect resumes."""
+        """Progress as server-sent events; every frame has an id, so a reconnect resumes
+        (`Last-Event-ID`, or `?last_event_id=` for a new EventSource, which cannot set it)."""
         runtime = runtime_of(request)
         async with transaction(runtime.sessionmaker) as session:
             if credentials is not None:
@@ -98,7 +103,11 @@ def job_router(
         jobs.slots.take()
         return EventSourceResponse(
             jobs.frames(
-                runtime.sessionmaker, runtime.broker, job_id, parse_last_event_id(last_event_id)
+                runtime.sessionmaker,
+                runtime.broker,
+                job_id,
+                parse_last_event_id(last_event_id or last_event_id_query),
+                viewer=principal.user_id,
             ),
             ping=jobs.settings.STREAM_HEARTBEAT_SECONDS,
             headers={"X-Accel-Buffering": "no", "Cache-Control": "no-cache"},

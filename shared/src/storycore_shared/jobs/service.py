@@ -74,6 +74,7 @@ class Jobs:
         service: str,
         progress_subject: Callable[[uuid.UUID], str],
         cancelled_event: Callable[[Job], EventData | None] = lambda _job: None,
+        present_result: Callable[[dict[str, Any], uuid.UUID], dict[str, Any]] | None = None,
     ) -> None:
         self.tables = tables
         self.event_tables = event_tables
@@ -81,6 +82,8 @@ class Jobs:
         self.service = service
         self.progress_subject = progress_subject
         self.cancelled_event = cancelled_event
+        # How a result reads for one user (e.g. its media URLs signed for them).
+        self.present_result = present_result
         self.slots = StreamSlots(settings.MAX_STREAMS)
         self.stale_after = settings.JOB_HEARTBEAT_STALE_SECONDS
 
@@ -159,14 +162,25 @@ class Jobs:
     async def spend_ticket(
         self, session: AsyncSession, job_id: uuid.UUID, ticket: str
     ) -> Principal:
-        spent = await repository.use_ticket(session, self.tables, ticket_hash(ticket), utcnow())
-        if spent is None or spent[0] != job_id:
-            raise InvalidTicket("The ticket is unknown, used, expired or for another stream.")
-        return Principal(user_id=spent[1])
+        """The ticket's user, while the ticket lives: reusable for this one job's stream (a
+        native EventSource reconnects with the same URL and ``Last-Event-ID``), never for
+        another job, never after it expires."""
+        user_id = await repository.use_ticket(
+            session, self.tables, ticket_hash(ticket), job_id, utcnow()
+        )
+        if user_id is None:
+            raise InvalidTicket("The ticket is unknown, expired or for another stream.")
+        return Principal(user_id=user_id)
 
     # -- answers ---------------------------------------------------------------------------
 
-    def public(self, job: Job) -> JobPublic:
+    def result_for(self, result: Any, viewer: uuid.UUID | None) -> Any:
+        """``result`` as ``viewer`` reads it (``present_result``); unchanged without one."""
+        if result is None or viewer is None or self.present_result is None:
+            return result
+        return self.present_result(result, viewer)
+
+    def public(self, job: Job, *, viewer: uuid.UUID | None = None) -> JobPublic:
         remaining = None
         waiting = False
         now = datetime.now(UTC)
@@ -187,7 +201,7 @@ class Jobs:
             current_step=current_step,
             estimated_time_remaining=remaining,
             waiting_for_worker=waiting,
-            result=job["result"],
+            result=self.result_for(job["result"], viewer),
             error=job["error"],
             created_at=job["created_at"],
             started_at=job["started_at"],
@@ -212,6 +226,7 @@ class Jobs:
         broker: Broker,
         job_id: uuid.UUID,
         last: int,
+        viewer: uuid.UUID | None = None,
     ) -> AsyncIterator[Frame]:
         """Replay the job's events after ``last`` from the database, then follow them live.
 
@@ -250,7 +265,7 @@ class Jobs:
                                 {
                                     "status": job["status"],
                                     "progress": job["progress"],
-                                    "result": job["result"],
+                                    "result": self.result_for(job["result"], viewer),
                                     "error": job["error"],
                                 }
                             ),

@@ -9,6 +9,7 @@ from sequences.state import RigRateLimitedPrincipal, RigsDep, get_rig_jobs
 from storycore_shared.auth import PrincipalDep
 from storycore_shared.db import SessionDep
 from storycore_shared.jobs.routes import job_router
+from storycore_shared.media import MediaPrincipalDep
 
 router = APIRouter(prefix="/api/rigging", tags=["rigging"])
 # The rig's job (its id is the rig's): status, cancel, stream ticket and stream.
@@ -74,10 +75,10 @@ async def download_rig(
     rig_id: uuid.UUID,
     request: Request,
     session: SessionDep,
-    principal: PrincipalDep,
+    principal: MediaPrincipalDep,
     rigs: RigsDep,
 ) -> Response:
-    """The rig as glTF binary (with Range, ETag and If-None-Match); 409 until built."""
+    """The rig as glTF binary (bearer or signed URL; Range, ETag); 409 until built."""
     return await rigs.download(request, session, principal=principal, rig_id=rig_id)
 
 

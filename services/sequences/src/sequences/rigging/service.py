@@ -54,6 +54,7 @@ from storycore_shared.events.contracts.sequences import RigRequested, rig_progre
 from storycore_shared.jobs.errors import JobNotCancellable
 from storycore_shared.jobs.service import Jobs
 from storycore_shared.jobs.tables import ACTIVE, COMPLETED
+from storycore_shared.media import MediaSigner
 from storycore_shared.replicas.projects import ProjectDirectory
 
 KIND = "rig"
@@ -66,6 +67,13 @@ SHEET_TYPES = {
 
 
 def make_rig_jobs(settings: Settings) -> KindJobs:
+    signer = MediaSigner.from_settings(settings)
+
+    def signed(result: dict[str, Any], user_id: uuid.UUID) -> dict[str, Any]:
+        if "rig_url" not in result:
+            return result
+        return {**result, "rig_url": signer.sign_suite_url(result["rig_url"], user_id=user_id)}
+
     return KindJobs(
         job_tables,
         event_tables,
@@ -73,6 +81,7 @@ def make_rig_jobs(settings: Settings) -> KindJobs:
         kind=KIND,
         service="sequences",
         progress_subject=rig_progress_subject,
+        present_result=signed,
     )
 
 
@@ -195,11 +204,12 @@ class Rigs:
     async def get(
         self, session: AsyncSession, *, principal: Principal, rig_id: uuid.UUID
     ) -> RigPublic:
-        return self.public(await self._owned(session, principal, rig_id))
+        return self.public(await self._owned(session, principal, rig_id), principal=principal)
 
-    @staticmethod
-    def public(row: RowMapping) -> RigPublic:
+    def public(self, row: RowMapping, *, principal: Principal) -> RigPublic:
+        """The rig as answered to ``principal``: its ``rig_url`` signed for them."""
         done = row["status"] == COMPLETED and row["asset_key"] is not None
+        signer = MediaSigner.from_settings(self.settings)
         return RigPublic(
             id=row["id"],
             project_id=row["project_id"],
@@ -208,7 +218,7 @@ class Rigs:
             bone_count=row["bone_count"],
             hash=row["hash"],
             keypoints=row["keypoints"],
-            rig_url=rig_url(row["id"]) if done else None,
+            rig_url=signer.sign(rig_url(row["id"]), user_id=principal.user_id) if done else None,
             detector=row["detector"],
             error=row["error"],
             job_id=row["id"],
