@@ -112,6 +112,8 @@ def test_a_media_signature_covers_path_expiry_and_user():
         ("/api/x/1", {"expires": "9999"}, 1000),
         ("/api/x/1", {"sig": "00" * 32}, 1000),
         ("/api/x/1", {"user": "nobody"}, 1000),
+        ("/api/x/1", {"sig": "é" * 64}, 1000),  # not hex: refused, not a TypeError
+        ("/api/x/1", {"sig": "ab"}, 1000),
     ):
         with pytest.raises(InvalidMediaSignature):
             signer.verify(path, **{**params, **changes}, now=now)

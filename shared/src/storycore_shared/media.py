@@ -103,6 +103,9 @@ class MediaSigner:
         except ValueError as exc:
             raise InvalidMediaSignature("The media URL's signature is malformed.") from exc
         expected = self.signature(path, expires_at, user_id)
+        # compare_digest refuses non-ASCII text (a TypeError, a 500): check the shape first.
+        if len(sig) != len(expected) or not sig.isascii():
+            raise InvalidMediaSignature("The media URL's signature does not match this path.")
         if not hmac.compare_digest(expected, sig.lower()):
             raise InvalidMediaSignature("The media URL's signature does not match this path.")
         if expires_at <= int(now if now is not None else time.time()):
