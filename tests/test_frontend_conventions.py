@@ -118,8 +118,8 @@ def test_a_media_signature_covers_path_expiry_and_user():
         with pytest.raises(InvalidMediaSignature):
             signer.verify(path, **{**params, **changes}, now=now)
     assert MediaSigner(SecretStr("o" * 32)).signature("/api/x/1", 1065, user) != params["sig"]
-    assert signer.sign_suite_url("https://cdn.example/x.png", user_id=user) == (
-        "https://cdn.example/x.png"
+    assert signer.sign_suite_url("https://media.example/x.png", user_id=user) == (
+        "https://media.example/x.png"
     )
     assert signer.sign_suite_url(None, user_id=user) is None
 

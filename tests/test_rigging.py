@@ -26,6 +26,7 @@ from storycore_shared.events.broker import Broker
 from storycore_shared.events.envelope import CloudEvent
 from storycore_testkit.fake_comfyui import STANDING_FIGURE, FakeComfyUI
 from storycore_testkit.polling import settle
+from storycore_testkit.poses import FIGURE
 from storycore_testkit.problems import assert_problem
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,23 +35,7 @@ HEIGHT = 1.75  # SEQUENCES_RIG_HEIGHT_METRES's default
 GLB = "model/gltf-binary"
 Vec = tuple[float, float, float]
 
-KEYPOINTS: dict[str, list[float]] = {
-    "head": [200, 75],
-    "nose": [200, 80],
-    "neck": [200, 130],
-    "left_shoulder": [250, 135],
-    "right_shoulder": [150, 135],
-    "left_elbow": [300, 140],
-    "right_elbow": [100, 140],
-    "left_wrist": [350, 145],
-    "right_wrist": [50, 145],
-    "left_hip": [225, 300],
-    "right_hip": [175, 300],
-    "left_knee": [230, 420],
-    "right_knee": [170, 420],
-    "left_ankle": [232, 540],
-    "right_ankle": [168, 545],
-}
+KEYPOINTS: dict[str, list[float]] = {"head": [200, 75], **FIGURE}
 COCO18 = [
     "nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder",
     "left_elbow", "left_wrist", "right_hip", "right_knee", "right_ankle", "left_hip",

@@ -26,30 +26,14 @@ from sequences.rigging.skeleton import (
     build_skeleton,
     resolve,
 )
+from storycore_testkit.poses import FIGURE
 
 ROOT = Path(__file__).resolve().parents[3]
 VALIDATOR = ROOT / "testkit" / "node" / "validate-gltf.cjs"
 HEIGHT = 1.75
 
-# A figure on a 400x600 sheet, arms out, facing the viewer (its left on the image's right).
-SHEET: dict[str, list[float]] = {
-    "nose": [200, 80],
-    "left_eye": [210, 70],
-    "right_eye": [190, 70],
-    "neck": [200, 130],
-    "left_shoulder": [250, 135],
-    "right_shoulder": [150, 135],
-    "left_elbow": [300, 140],
-    "right_elbow": [100, 140],
-    "left_wrist": [350, 145],
-    "right_wrist": [50, 145],
-    "left_hip": [225, 300],
-    "right_hip": [175, 300],
-    "left_knee": [230, 420],
-    "right_knee": [170, 420],
-    "left_ankle": [232, 540],
-    "right_ankle": [168, 545],
-}
+# The shared test figure, with eyes.
+SHEET: dict[str, list[float]] = {**FIGURE, "left_eye": [210, 70], "right_eye": [190, 70]}
 
 
 def points(sheet: dict[str, list[float]]) -> dict[str, Vec]:

@@ -37,27 +37,13 @@ from storycore_shared.events.contracts.projects import ProjectDeleted
 from storycore_shared.jobs import repository as jobs_repository
 from storycore_shared.jobs.errors import JobNotFound
 from storycore_shared.replicas.projects import ProjectDirectory
+from storycore_testkit.poses import FIGURE
 from storycore_testkit.service_db import add_project
 
 OWNER = Principal(user_id=uuid.uuid4())
 STRANGER = Principal(user_id=uuid.uuid4())
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64  # the signature is what the upload checks
-KEYPOINTS: dict[str, list[float]] = {
-    "nose": [200, 80],
-    "neck": [200, 130],
-    "left_shoulder": [250, 135],
-    "right_shoulder": [150, 135],
-    "left_elbow": [300, 140],
-    "right_elbow": [100, 140],
-    "left_wrist": [350, 145],
-    "right_wrist": [50, 145],
-    "left_hip": [225, 300],
-    "right_hip": [175, 300],
-    "left_knee": [230, 420],
-    "right_knee": [170, 420],
-    "left_ankle": [232, 540],
-    "right_ankle": [168, 545],
-}
+KEYPOINTS: dict[str, list[float]] = dict(FIGURE)
 
 
 def _settings(**overrides: Any) -> Settings:
