@@ -81,6 +81,11 @@ def stack(
             "SEQUENCES_TICKET_TTL_SECONDS": "2",
             "SEQUENCES_RATE_LIMIT_PER_MINUTE": "8",
             "SEQUENCES_MAX_STREAMS": "6",
+            "AUDIO_WORKER_ACK_WAIT_SECONDS": "3",
+            "AUDIO_RATE_LIMIT_PER_MINUTE": "1000",
+            "VIDEO_EDITOR_WORKER_ACK_WAIT_SECONDS": "3",
+            "VIDEO_EDITOR_RATE_LIMIT_PER_MINUTE": "1000",
+            "VIDEO_EDITOR_UPLOAD_MAX_BYTES": str(320 * 2**20),
         },
     )
     running = Stack(config)

@@ -291,3 +291,26 @@ def test_a_worker_killed_mid_job_is_restarted_and_the_job_completes(
     settle(finished, within=60, what="the job finished with no manual step")
     assert final["status"] == "completed", final
     assert len(final["result"]["shots"]) == 12
+
+
+def test_bench_passes_the_arguments_after_a_double_dash_to_the_scripts(tmp_path: Path):
+    benchmarks = tmp_path / "benchmarks"
+    benchmarks.mkdir()
+    (benchmarks / "echo_bench.py").write_text(
+        "import pathlib, sys\n"
+        "pathlib.Path(__file__).with_name('argv.json').write_text(__import__('json').dumps("
+        "sys.argv[1:]))\n"
+    )
+    (benchmarks / "other_bench.py").write_text("raise SystemExit('must not run')\n")
+    code = (
+        "import sys; from pathlib import Path\n"
+        "import storycore_devstack.cli as cli\n"
+        f"cli.REPO_ROOT = Path({str(tmp_path)!r})\n"
+        "cli.main(sys.argv[1:])\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code, "bench", "echo_bench", "--", "--seconds", "3"],
+        check=True,
+        timeout=60,
+    )
+    assert json.loads((benchmarks / "argv.json").read_text()) == ["--seconds", "3"]

@@ -48,7 +48,7 @@ from storycore_shared.contracts.planning import PlannerProvider
 logger = logging.getLogger(__name__)
 TABLE = load_route_table()
 
-SERVICES = ["auth", "projects", "shots", "locations", "llm", "sequences"]
+SERVICES = ["auth", "projects", "shots", "locations", "llm", "sequences", "audio", "video-editor"]
 EXAMPLES = int(os.environ.get("STORYCORE_FUZZ_EXAMPLES", "10"))
 CHECKS = [
     not_a_server_error,

@@ -148,9 +148,10 @@ def test_compose_has_the_pieces_healthchecks_and_no_default_secrets(compose: dic
 
 def test_every_service_image_installs_only_shared_and_itself():
     for entry in TABLE.domain_services:
-        dockerfile = (REPO_ROOT / "services" / entry.name / "Dockerfile").read_text()
+        package = entry.app.split(".")[0]  # its folder (video_editor is the service video-editor)
+        dockerfile = (REPO_ROOT / "services" / package / "Dockerfile").read_text()
         copied = re.findall(r"^COPY (\S+)", dockerfile, flags=re.M)
-        assert copied == ["constraints.txt", "shared", f"services/{entry.name}"], copied
+        assert copied == ["constraints.txt", "shared", f"services/{package}"], copied
         assert f"{entry.app.split('.')[0]}.main:create_app" in dockerfile
 
 
@@ -188,7 +189,7 @@ def test_the_gateway_drops_idle_connections_before_the_services_do(compose: dict
     assert _seconds(GATEWAY_IDLE_CONN_TIMEOUT) < SERVICE_KEEP_ALIVE_SECONDS
     assert SERVICE_KEEP_ALIVE_SECONDS > 90, "above Traefik's default idle timeout, too"
     for entry in TABLE.services.values():
-        folder = "gateway" if entry.is_fallback else f"services/{entry.name}"
+        folder = "gateway" if entry.is_fallback else f"services/{entry.app.split('.')[0]}"
         dockerfile = (REPO_ROOT / folder / "Dockerfile").read_text()
         assert f'"--timeout-keep-alive", "{SERVICE_KEEP_ALIVE_SECONDS}"' in dockerfile, folder
 

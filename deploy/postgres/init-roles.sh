@@ -4,7 +4,7 @@
 # environment (<SERVICE>_DB_PASSWORD); psql variables quote them safely.
 set -eu
 
-for service in auth projects shots locations llm sequences; do
+for service in auth projects shots locations llm sequences audio video_editor; do
   variable="$(echo "$service" | tr '[:lower:]' '[:upper:]')_DB_PASSWORD"
   password="$(printenv "$variable")"
   psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname "$POSTGRES_DB" \

@@ -7,7 +7,18 @@ from typing import Any
 
 import pytest
 from pydantic import create_model
-from sqlalchemy import Column, Integer, MetaData, String, Table, Uuid, func, select, text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Uuid,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -36,7 +47,9 @@ class Kit:
 
     async def applied_rows(self) -> list[Any]:
         async with self.engine.connect() as conn:
-            result = await conn.execute(select(self.applied.c.event_id, self.applied.c.n))
+            result = await conn.execute(
+                select(self.applied.c.event_id, self.applied.c.n, self.applied.c.tx)
+            )
             return list(result)
 
     async def applied_count(self) -> int:
@@ -55,6 +68,8 @@ def make_kit_metadata(name: str) -> tuple[MetaData, EventTables, Table]:
         Column("event_id", String(64), nullable=False),
         Column("entity_id", Uuid, nullable=False),
         Column("n", Integer, nullable=False),
+        # The applying transaction (txid_current()), where a test records it: batch boundaries.
+        Column("tx", BigInteger, nullable=True),
     )
     return metadata, tables, applied
 

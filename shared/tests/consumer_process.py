@@ -1,4 +1,9 @@
-"""A consumer in a process of its own, for the kill-mid-batch test (run by test_events.py)."""
+"""A consumer in a process of its own, for the kill-mid-batch tests (run by test_events.py).
+
+Each applied event records its transaction id. With ``KIT_STARTED_FILE`` the handler appends the
+event's ``n`` there when it starts; with ``KIT_STALL_AT`` it stops inside the handler of that
+event (and so inside its batch's open transaction), for the test to kill it there.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,9 @@ import asyncio
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -19,6 +25,11 @@ from storycore_shared.events.consumer import EventConsumer
 from storycore_shared.events.contracts import StreamSpec
 
 
+def _note(path: str, n: int) -> None:
+    with open(path, "a") as sink:
+        sink.write(f"{n}\n")
+
+
 async def main() -> None:
     name = os.environ["KIT_NAME"]
     _, tables, applied = make_kit_metadata(name)
@@ -27,11 +38,20 @@ async def main() -> None:
     engine = create_async_engine(sqlalchemy_url(os.environ["KIT_DATABASE_URL"]))
     sessionmaker = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
-    async def handle(session: AsyncSession, data: object) -> None:
-        await asyncio.sleep(0.02)  # slow enough that a kill lands inside a batch
+    delay = float(os.environ.get("KIT_HANDLER_SECONDS", "0.02"))
+    started = os.environ.get("KIT_STARTED_FILE")
+    stall_at = int(os.environ.get("KIT_STALL_AT", "-1"))
+
+    async def handle(session: AsyncSession, data: Any) -> None:
+        if started:
+            _note(started, data.n)
+        if data.n == stall_at:
+            await asyncio.Event().wait()  # until killed
+        await asyncio.sleep(delay)  # slow enough that a kill lands inside a batch
+        tx = await session.scalar(text("select txid_current()"))
         await session.execute(
-            insert(applied).values(event_id=str(data.id), entity_id=data.id, n=data.n)
-        )  # type: ignore[attr-defined]
+            insert(applied).values(event_id=str(data.id), entity_id=data.id, n=data.n, tx=tx)
+        )
 
     broker = Broker(os.environ["KIT_NATS_URL"], name="kill-test")
     await broker.start()
@@ -43,7 +63,7 @@ async def main() -> None:
         tables=tables,
         broker=broker,
         ack_wait=2.0,
-        batch_size=25,
+        batch_size=int(os.environ.get("KIT_BATCH_SIZE", "25")),
     )
     await consumer.start()
     await asyncio.Event().wait()

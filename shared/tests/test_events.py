@@ -7,10 +7,12 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from nats.js.api import DiscardPolicy, StreamConfig
 from nats.js.errors import NotFoundError
 from sqlalchemy import func, insert, select
 
@@ -98,6 +100,59 @@ async def test_relay_publishes_committed_events_in_order_with_msg_id(kit: Any, b
         assert relay.role == "leader"
     finally:
         await relay.stop()
+
+
+async def test_relay_marks_published_only_what_jetstream_acknowledged(kit: Any, broker: Broker):
+    js = await broker.jetstream()
+    # A stream with room for 10 messages that refuses more: most of the relay's batch is refused.
+    config = StreamConfig(
+        name=kit.stream.name,
+        subjects=kit.stream.subjects,
+        max_msgs=10,
+        discard=DiscardPolicy.NEW,
+        duplicate_window=kit.stream.duplicate_window,
+    )
+    await js.add_stream(config)
+    ids = await write_events(kit, 30)
+    relay = OutboxRelay(
+        database_url=kit.database_url,
+        tables=kit.tables,
+        broker=broker,
+        streams=[kit.stream],
+        publish_timeout=2,
+    )
+    await relay.start()
+    try:
+
+        async def refused_after_ten() -> bool:
+            return relay.last_error is not None and await _published(kit) == 10
+
+        await eventually(refused_after_ten, within=10, what="10 acknowledged, the rest refused")
+        assert relay.last_error is not None
+        assert "maximum messages" in relay.last_error
+        config.max_msgs = -1  # room again: the rest go, after the first ten
+        await js.update_stream(config)
+        await eventually(lambda: _is_count(_published(kit), 30), within=15, what="all published")
+        sub = await js.pull_subscribe(f"{kit.name}.>", stream=kit.stream.name)
+        messages = await sub.fetch(30, timeout=5)
+        assert [m.headers["Nats-Msg-Id"] for m in messages] == ids  # type: ignore[index]
+        assert (await js.stream_info(kit.stream.name)).state.messages == 30
+    finally:
+        await relay.stop()
+
+
+async def _published(kit: Any) -> int:
+    async with kit.engine.connect() as conn:
+        count = await conn.scalar(
+            select(func.count())
+            .select_from(kit.tables.outbox)
+            .where(kit.tables.outbox.c.published_at.is_not(None))
+        )
+    return int(count or 0)
+
+
+async def _is_count(value: Awaitable[int], expected: int) -> bool:
+    return await value == expected
 
 
 async def test_second_relay_stands_by_while_the_first_leads(kit: Any, broker: Broker):
@@ -259,6 +314,115 @@ async def test_consumer_killed_mid_batch_applies_every_event_exactly_once(
     rows = await kit.applied_rows()
     assert len(rows) == total
     assert sorted(r.n for r in rows) == list(range(total))
+
+
+BURST = 500
+STALL_AT = 260  # inside the 11th batch of 25: the first process is killed in that handler
+
+
+async def test_a_burst_is_applied_in_batches_exactly_once_across_a_kill_mid_batch(
+    kit: Any, broker: Broker, tmp_path: Path
+):
+    js = await broker.jetstream()
+    await ensure_stream(js, kit.stream)
+    acks = []
+    for n in range(BURST):
+        event = CloudEvent.wrap(kit.event(id=uuid.uuid4(), n=n), source="kit")
+        acks.append(
+            await js.publish_async(event.type, event.to_bytes(), headers={"Nats-Msg-Id": event.id})
+        )
+    await asyncio.gather(*acks)
+    started = tmp_path / "started.txt"
+    log = tmp_path / "consumer.log"
+    env = {
+        **os.environ,
+        "KIT_DATABASE_URL": kit.database_url,
+        "KIT_NAME": kit.name,
+        "KIT_NATS_URL": broker.url,
+        "KIT_HANDLER_SECONDS": "0.005",
+        "KIT_BATCH_SIZE": "25",
+        "KIT_STARTED_FILE": str(started),
+    }
+
+    def spawn(**extra: str) -> subprocess.Popen[bytes]:
+        with log.open("ab") as sink:
+            return subprocess.Popen(
+                [sys.executable, str(CONSUMER_PROCESS)],
+                env={**env, **extra},
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
+
+    def started_events() -> list[int]:
+        return [int(line) for line in started.read_text().split()] if started.exists() else []
+
+    async def stalled() -> bool:
+        return STALL_AT in started_events()
+
+    first = spawn(KIT_STALL_AT=str(STALL_AT))
+    try:
+        await eventually(stalled, within=60, what=f"the handler of event {STALL_AT} running")
+        first.kill()  # SIGKILL inside a handler: its batch's transaction is open
+        first.wait(10)
+        at_kill = {row.n for row in await kit.applied_rows()}
+        in_flight = set(started_events()) - at_kill
+        # Killed mid-batch: events whose handlers ran in the open transaction are not applied.
+        assert STALL_AT in in_flight
+        assert len(at_kill) < BURST
+        second = spawn()
+        try:
+            await eventually(lambda: _at_least(kit, BURST), within=90, what="all applied")
+
+            async def drained() -> bool:
+                return await _drained(js, kit.stream.name, f"{kit.name}-consumer")
+
+            await eventually(drained, within=30, what="every message acknowledged")
+        finally:
+            second.kill()
+            second.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    rows = await kit.applied_rows()
+    assert sorted(r.n for r in rows) == list(range(BURST))  # each exactly once
+    transactions = {r.tx for r in rows}
+    assert None not in transactions
+    assert len(transactions) < BURST // 5, f"{len(transactions)} transactions for {BURST} events"
+
+
+async def test_a_failing_event_does_not_hold_up_the_rest_of_its_batch(kit: Any, broker: Broker):
+    js = await broker.jetstream()
+    await ensure_stream(js, kit.stream)
+    total, poison = 20, 7
+    for n in range(total):
+        await _publish(js, kit, n)
+    inner = applying_handler(kit)
+
+    async def handle(session: Any, data: Any) -> None:
+        if data.n == poison:
+            raise RuntimeError("this event always fails")
+        await inner(session, data)
+
+    consumer = make_consumer(kit, broker, handler=handle, max_deliver=2)
+    await consumer.start()
+    try:
+
+        async def settled() -> bool:
+            async with kit.engine.connect() as conn:
+                dead = await conn.scalar(select(func.count()).select_from(kit.tables.dead_letter))
+            return dead == 1 and await _drained(js, kit.stream.name, consumer.name)
+
+        await eventually(settled, within=20, what="the others applied, the poison dead-lettered")
+        rows = await kit.applied_rows()
+        assert sorted(r.n for r in rows) == [n for n in range(total) if n != poison]
+        async with kit.engine.connect() as conn:
+            row = (await conn.execute(select(kit.tables.dead_letter))).one()
+            inbox = await conn.scalar(select(func.count()).select_from(kit.tables.processed_event))
+        assert "always fails" in row.error
+        assert row.deliveries == 2
+        assert inbox == total - 1  # the failed event left no inbox row
+    finally:
+        await consumer.stop()
 
 
 async def _at_least(kit: Any, count: int) -> bool:

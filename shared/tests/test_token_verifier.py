@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import uuid
@@ -146,3 +147,49 @@ async def test_a_token_living_longer_than_the_issuer_allows_is_refused(issuer: I
     for lifetime in (timedelta(days=365), timedelta(seconds=1800 + 61)):
         with pytest.raises(InvalidToken, match="lives longer"):
             await verifier.verify(issuer.token(kid, exp=now + lifetime))
+
+
+async def test_a_verified_token_is_cached_until_it_expires_or_its_key_goes(issuer: Issuer):
+    kid = issuer.add_key()
+    verifier = TokenVerifier(issuer=issuer.url, audience="storycore", jwks_url=f"{issuer.url}/jwks")
+    now = datetime.now(UTC)
+    token = issuer.token(kid, exp=now + timedelta(seconds=2))
+    first = await verifier.verify(token)
+    assert await verifier.verify(token) is first  # from the cache: no second signature check
+    # Another text is another token: one changed signature character is checked and refused.
+    head, _, signature = token.rpartition(".")
+    forged = f"{head}.{'A' if signature[0] != 'A' else 'B'}{signature[1:]}"
+    with pytest.raises(InvalidToken):
+        await verifier.verify(forged)
+
+    async def expired() -> bool:
+        try:
+            await verifier.verify(token)
+            return False
+        except InvalidToken:
+            return True
+
+    await eventually(expired, within=10, what="the cached token expires")
+    # A key withdrawn from the JWKS: its cached tokens stop verifying at the next key refresh.
+    other = issuer.add_key()
+    live = issuer.token(other)
+    await verifier.verify(live)
+    del issuer.keys[other]
+    await verifier.refresh(force=True)
+    with pytest.raises(InvalidToken, match="unknown key"):
+        await verifier.verify(live)
+
+
+async def test_stale_keys_are_fetched_once_for_every_request_waiting(
+    issuer: Issuer, monkeypatch: pytest.MonkeyPatch
+):
+    kid = issuer.add_key()
+    verifier = verifier_for(issuer)
+    await verifier.verify(issuer.token(kid))
+    hits = issuer.jwks_hits
+    monkeypatch.setattr("storycore_shared.auth.KEYS_MAX_AGE", 0.0)  # the keys are stale now
+    monkeypatch.setattr("storycore_shared.auth.MIN_REFRESH_INTERVAL", 0.0)
+    tokens = [issuer.token(kid) for _ in range(30)]
+    principals = await asyncio.gather(*(verifier.verify(token) for token in tokens))
+    assert len(principals) == 30
+    assert issuer.jwks_hits - hits == 1

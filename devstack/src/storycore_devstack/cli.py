@@ -16,7 +16,7 @@ openapi [--check]                       write openapi/storycore.json, the suite'
 errors-doc [--check]                    write docs/errors.md, the error-code catalogue made from
                                         the code (--check: fail when the committed file is stale)
 test [pytest args]                      lint, types, import boundaries, then every test
-bench [name ...]                        the benchmarks under benchmarks/, printing figures
+bench [name ...] [-- script args]       the benchmarks under benchmarks/, printing figures
 """
 
 from __future__ import annotations
@@ -313,7 +313,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     failed = 0
     for script in chosen:
         print(f"== {script.stem}", flush=True)
-        failed |= subprocess.run([sys.executable, str(script)], check=False).returncode
+        argv = [sys.executable, str(script), *getattr(args, "script_args", [])]
+        failed |= subprocess.run(argv, check=False).returncode
     return failed
 
 
@@ -386,6 +387,9 @@ def main(argv: list[str] | None = None) -> None:
         args.pytest_args = [a for a in extra if a != "--"]
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command == "bench":  # `bench load_bench -- --seconds 10`: after `--`, the scripts'
+        first = next((i for i, a in enumerate(args.names) if a.startswith("-")), len(args.names))
+        args.names, args.script_args = args.names[:first], args.names[first:]
     if args.command == "token":
         try:
             uuid.UUID(args.user)

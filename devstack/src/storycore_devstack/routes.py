@@ -24,6 +24,16 @@ FALLBACK = "gateway-fallback"
 GATEWAY_IDLE_CONN_TIMEOUT = "30s"
 SERVICE_KEEP_ALIVE_SECONDS = 120
 
+# Traefik's active health check of every replica (local mode; compose labels use the compose
+# figures). One failed check takes a replica out of rotation, so the check must only fail when
+# the replica cannot serve: ``/readyz`` answers from readiness computed in the background
+# (storycore_shared.health), and the timeout leaves room for a replica whose event loop is busy
+# with a burst of requests.
+HEALTH_CHECK_INTERVAL_SECONDS = 2
+HEALTH_CHECK_TIMEOUT_SECONDS = 5
+COMPOSE_HEALTH_CHECK_INTERVAL_SECONDS = 5
+COMPOSE_HEALTH_CHECK_TIMEOUT_SECONDS = 5
+
 
 @dataclass(frozen=True)
 class Route:
@@ -102,7 +112,11 @@ def local_routes(table: RouteTable, addresses: dict[str, list[str]]) -> dict[str
         balancer = {
             "loadBalancer": {
                 "servers": [{"url": url} for url in addresses.get(service.name, [])],
-                "healthCheck": {"path": service.health_path, "interval": "2s", "timeout": "1s"},
+                "healthCheck": {
+                    "path": service.health_path,
+                    "interval": f"{HEALTH_CHECK_INTERVAL_SECONDS}s",
+                    "timeout": f"{HEALTH_CHECK_TIMEOUT_SECONDS}s",
+                },
             }
         }
         if service.is_fallback:
@@ -155,7 +169,7 @@ def compose_labels(table: RouteTable, service: ServiceEntry) -> dict[str, str]:
     labels |= {
         f"{lb}.server.port": str(service.container_port),
         f"{lb}.healthcheck.path": service.health_path,
-        f"{lb}.healthcheck.interval": "5s",
-        f"{lb}.healthcheck.timeout": "2s",
+        f"{lb}.healthcheck.interval": f"{COMPOSE_HEALTH_CHECK_INTERVAL_SECONDS}s",
+        f"{lb}.healthcheck.timeout": f"{COMPOSE_HEALTH_CHECK_TIMEOUT_SECONDS}s",
     }
     return labels

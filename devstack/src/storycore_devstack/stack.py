@@ -447,6 +447,9 @@ class Stack:
             "STORYCORE_NATS_URL": self.nats_url if self.nats is None else self.nats_server_url,
             "STORYCORE_JWKS_URL": f"{self.gateway_url}/api/auth/.well-known/jwks.json",
             "STORYCORE_PROJECTS_URL": self.gateway_url,
+            # Media imported by reference is fetched through the gateway with the caller's token.
+            "STORYCORE_SEQUENCES_URL": self.gateway_url,
+            "STORYCORE_AUDIO_URL": self.gateway_url,
             "STORYCORE_INTERNAL_TOKEN": self.internal_token,
             # Signs the media URLs answers carry (storycore_shared.media).
             "STORYCORE_MEDIA_SIGNING_KEY": self.media_signing_key,

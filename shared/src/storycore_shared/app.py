@@ -70,6 +70,8 @@ class Runtime:
     relay: OutboxRelay
     tables: EventTables
     verifier: TokenVerifier
+    # What /readyz says about the database: checked in the background, never through the pool.
+    readiness: health.DatabaseReadiness
     consumers: list[EventConsumer] = field(default_factory=list)
     state: object = None
 
@@ -95,6 +97,9 @@ class ServiceSpec(Generic[StateT]):
     on_startup: Callable[[FastAPI, Runtime], Awaitable[None]] | None = None
     # Releases what ``state`` opened (an asset store's client), before NATS and the engine.
     on_shutdown: Callable[[Runtime], Awaitable[None]] | None = None
+    # Paths (regular expressions) whose routes stream the request body under a limit of their
+    # own (media uploads): the service-wide body limit and strict JSON do not apply there.
+    streamed_bodies: tuple[str, ...] = ()
     title: str = ""
     description: str = ""
 
@@ -165,11 +170,18 @@ def create_service_app(spec: ServiceSpec[Any]) -> FastAPI:
             relay,
             spec.tables,
             (spec.verifier or default_verifier)(settings),
+            health.DatabaseReadiness(
+                database_url=settings.DATABASE_URL,
+                schema=spec.schema,
+                name=spec.name,
+                timeout=settings.DATABASE_TIMEOUT_SECONDS,
+            ),
         )
         if spec.state is not None:
             runtime.state = spec.state(runtime)
         runtime.consumers = spec.consumers(runtime)
         app.state.runtime = runtime
+        await runtime.readiness.start()
         await broker.start()
         await relay.start()
         for consumer in runtime.consumers:
@@ -186,6 +198,7 @@ def create_service_app(spec: ServiceSpec[Any]) -> FastAPI:
                 await spec.on_shutdown(runtime)
             await relay.stop()
             await broker.close()
+            await runtime.readiness.stop()
             await engine.dispose()
             logger.info("service.stopped")
 
@@ -199,7 +212,11 @@ def create_service_app(spec: ServiceSpec[Any]) -> FastAPI:
         openapi_url=None if production else f"/api/{spec.name}/openapi.json",
     )
     # Outermost first: request id and access log, the catch-all 500, then the body checks.
-    app.add_middleware(RequestBodyMiddleware, max_body_bytes=settings.MAX_BODY_BYTES)
+    app.add_middleware(
+        RequestBodyMiddleware,
+        max_body_bytes=settings.MAX_BODY_BYTES,
+        streamed=spec.streamed_bodies,
+    )
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, service=spec.name)
     app.include_router(health.router)

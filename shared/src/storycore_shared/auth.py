@@ -36,6 +36,9 @@ MIN_REFRESH_INTERVAL = 1.0
 KEYS_MAX_AGE = 300.0
 # Clock skew allowed on a token's lifetime.
 LEEWAY_SECONDS = 60
+# Tokens verified already, kept by their exact text until they expire: a client sends the same
+# token for its whole life, and the signature check is the costliest step of a request.
+VERIFIED_CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +120,11 @@ class TokenVerifier:
         self._http_timeout = http_timeout
         # A token may live at most this long (exp - iat), however it was signed.
         self.max_lifetime = max_lifetime
-        self._last_refresh = 0.0
+        self._last_refresh = 0.0  # the last fetch that succeeded
+        self._last_attempt = -MIN_REFRESH_INTERVAL  # when the last fetch started
+        self._last_done = -MIN_REFRESH_INTERVAL  # and when it ended, well or not
         self._lock = asyncio.Lock()
+        self._verified: dict[str, tuple[Principal, float, str]] = {}
 
     async def _discover_jwks_url(self, client: httpx.AsyncClient) -> str:
         if self.jwks_url:
@@ -131,11 +137,19 @@ class TokenVerifier:
         return self.jwks_url
 
     async def refresh(self, *, force: bool = False) -> None:
+        """Fetch the JWKS again: at most once per :data:`MIN_REFRESH_INTERVAL` unless
+        ``force``, and once for all the requests that ask at the same time (those waiting for
+        the lock use the fetch that ran meanwhile)."""
         if self._static:
             return
+        asked = time.monotonic()
         async with self._lock:
-            if not force and time.monotonic() - self._last_refresh < MIN_REFRESH_INTERVAL:
+            recent = time.monotonic() - self._last_attempt < MIN_REFRESH_INTERVAL
+            if self._last_done >= asked or (recent and not force):
+                if not self.keys.keys:
+                    raise KeysUnavailable("The token issuer's keys could not be fetched.")
                 return
+            self._last_attempt = time.monotonic()
             try:
                 async with httpx.AsyncClient(timeout=self._http_timeout) as client:
                     url = await self._discover_jwks_url(client)
@@ -143,15 +157,18 @@ class TokenVerifier:
                     answer.raise_for_status()
                     document = answer.json()
             except (httpx.HTTPError, json.JSONDecodeError, KeyError) as exc:
+                self._last_done = time.monotonic()
                 logger.warning("auth.jwks.fetch_failed", extra={"error": repr(exc)})
                 if not self.keys.keys:
                     raise KeysUnavailable("The token issuer's keys could not be fetched.") from exc
                 return
             self.keys.load(document)
-            self._last_refresh = time.monotonic()
+            self._last_refresh = self._last_done = time.monotonic()
 
     async def _key_for(self, kid: str) -> jwt.PyJWK:
-        if not self._static and time.monotonic() - self._last_refresh > KEYS_MAX_AGE:
+        now = time.monotonic()
+        stale = now - self._last_refresh > KEYS_MAX_AGE
+        if not self._static and stale and now - self._last_attempt >= MIN_REFRESH_INTERVAL:
             await self.refresh(force=True)
         key = self.keys.keys.get(kid)
         if key is None:
@@ -162,6 +179,23 @@ class TokenVerifier:
         return key
 
     async def verify(self, token: str) -> Principal:
+        """The token's principal: from the cache of verified tokens while it has not expired
+        and its key is still published, else verified in full (and then cached). A token that
+        fails is never cached, so it fails again each time."""
+        cached = self._verified.get(token)
+        if cached is not None:
+            principal, expires, kid = cached
+            if time.time() < expires:
+                await self._key_for(kid)  # a key withdrawn from the JWKS stops its tokens
+                return principal
+            del self._verified[token]
+        principal, expires, kid = await self._verify(token)
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            del self._verified[next(iter(self._verified))]  # the oldest
+        self._verified[token] = (principal, expires, kid)
+        return principal
+
+    async def _verify(self, token: str) -> tuple[Principal, float, str]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -196,7 +230,8 @@ class TokenVerifier:
         except ValueError as exc:
             raise InvalidToken("The token's subject is not a user id.") from exc
         jti = claims.get("jti")
-        return Principal(user_id=user_id, token_id=str(jti) if jti else None, token=token)
+        principal = Principal(user_id=user_id, token_id=str(jti) if jti else None, token=token)
+        return principal, _number(claims["exp"]), kid
 
 
 _bearer = HTTPBearer(auto_error=False)

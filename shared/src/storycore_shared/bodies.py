@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.datastructures import Headers
@@ -160,12 +162,15 @@ def _too_large(limit: int) -> PayloadTooLarge:
 class RequestBodyMiddleware:
     """Body size limit and strict JSON for one service (see the module docstring)."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, streamed: Sequence[str] = ()) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        # Paths (regular expressions) whose route reads the body as a stream and enforces a
+        # limit of its own (media uploads): neither this limit nor strict JSON applies there.
+        self.streamed = [re.compile(pattern) for pattern in streamed]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or any(p.fullmatch(scope["path"]) for p in self.streamed):
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)

@@ -38,11 +38,17 @@ class ServiceSettings(BaseSettings):
 
     ENVIRONMENT: Environment = "production"
     DATABASE_URL: str
-    DATABASE_POOL_SIZE: int = 10
-    DATABASE_MAX_OVERFLOW: int = 10
-    # Bounds every wait on Postgres (connect, pool checkout, statement), so an outage is a
-    # fast 503, never a hung request.
+    # Connections kept open once made. Overflow connections are closed as soon as they go back
+    # to a full pool, so under steady load they were opened and closed per request (a Postgres
+    # backend started each time): the default keeps all of them instead.
+    DATABASE_POOL_SIZE: int = 20
+    DATABASE_MAX_OVERFLOW: int = 0
+    # Bounds every wait on Postgres (connect, statement), so an outage is a fast 503, never a
+    # hung request.
     DATABASE_TIMEOUT_SECONDS: float = 5.0
+    # How long a request may wait for a pooled connection while every one is busy: that is
+    # load, not an outage (an unreachable database fails at connect), and the queue drains.
+    DATABASE_POOL_TIMEOUT_SECONDS: float = 30.0
     NATS_URL: str
     JWT_ISSUER: str = "storycore-auth"
     JWT_AUDIENCE: str = "storycore"

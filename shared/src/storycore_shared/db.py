@@ -19,8 +19,9 @@ from typing import Annotated
 
 import asyncpg
 from fastapi import Depends, Request
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -28,6 +29,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import registry
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from storycore_shared.config import ServiceSettings
 from storycore_shared.errors import ServiceError
@@ -75,12 +77,14 @@ def asyncpg_dsn(url: str) -> str:
 
 def create_engine(settings: ServiceSettings, schema: str) -> AsyncEngine:
     timeout = settings.DATABASE_TIMEOUT_SECONDS
-    return create_async_engine(
+    engine = create_async_engine(
         sqlalchemy_url(settings.DATABASE_URL),
         pool_size=settings.DATABASE_POOL_SIZE,
         max_overflow=settings.DATABASE_MAX_OVERFLOW,
-        pool_timeout=timeout,
-        pool_pre_ping=True,
+        pool_timeout=settings.DATABASE_POOL_TIMEOUT_SECONDS,
+        # Not SQLAlchemy's ping (three round trips on asyncpg: BEGIN, ";", ROLLBACK, for every
+        # request): a connection the server has closed is known without asking (below).
+        pool_pre_ping=False,
         connect_args={
             "timeout": timeout,
             "command_timeout": timeout * 6,
@@ -91,6 +95,18 @@ def create_engine(settings: ServiceSettings, schema: str) -> AsyncEngine:
             },
         },
     )
+    event.listen(engine.sync_engine, "checkout", _drop_closed_connection)
+    return engine
+
+
+def _drop_closed_connection(
+    _dbapi_connection: object, record: ConnectionPoolEntry, _proxy: object
+) -> None:
+    """A pooled connection whose server side went away (a database restart) has seen its
+    socket close already: the pool replaces it instead of handing it to a request."""
+    driver = record.driver_connection
+    if isinstance(driver, asyncpg.Connection) and driver.is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -1,36 +1,38 @@
-"""Handlers for events the projects service consumes: counters kept from shot events."""
+"""Handlers for events the projects service consumes: counters kept from shot events.
+
+A counter is derived state: it changes neither the project's version nor ``updated_at``. The
+statements are built once, on the table itself (no ORM session bookkeeping per event).
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import func, update
+from sqlalchemy import Table, bindparam, func, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
-from projects.models import Project
+from projects.models import SCHEMA, Project
 from storycore_shared.events.contracts.sequences import SequenceGenerated
 from storycore_shared.events.contracts.shots import ShotCreated, ShotDeleted
 
+_project: Table = Project.metadata.tables[f"{SCHEMA}.{Project.__tablename__}"]
+_this_project = _project.c.id == bindparam("project_id")
+_SHOT_CREATED = update(_project).where(_this_project).values(shot_count=_project.c.shot_count + 1)
+_SHOT_DELETED = (
+    update(_project)
+    .where(_this_project)
+    .values(shot_count=func.greatest(_project.c.shot_count - 1, 0))
+)
+_SEQUENCE_GENERATED = (
+    update(_project).where(_this_project).values(sequence_count=_project.c.sequence_count + 1)
+)
+
 
 async def on_shot_created(session: AsyncSession, data: ShotCreated) -> None:
-    # A counter is derived state: it changes neither the project's version nor updated_at.
-    await session.execute(
-        update(Project)
-        .where(col(Project.id) == data.project_id)
-        .values(shot_count=Project.shot_count + 1)
-    )
+    await session.execute(_SHOT_CREATED, {"project_id": data.project_id})
 
 
 async def on_sequence_generated(session: AsyncSession, data: SequenceGenerated) -> None:
-    await session.execute(
-        update(Project)
-        .where(col(Project.id) == data.project_id)
-        .values(sequence_count=Project.sequence_count + 1)
-    )
+    await session.execute(_SEQUENCE_GENERATED, {"project_id": data.project_id})
 
 
 async def on_shot_deleted(session: AsyncSession, data: ShotDeleted) -> None:
-    await session.execute(
-        update(Project)
-        .where(col(Project.id) == data.project_id)
-        .values(shot_count=func.greatest(Project.shot_count - 1, 0))
-    )
+    await session.execute(_SHOT_DELETED, {"project_id": data.project_id})

@@ -38,12 +38,14 @@ from dataclasses import dataclass
 from typing import TypedDict
 
 from storycore_shared.events.contracts import StreamSpec
+from storycore_shared.events.contracts import audio as audio_events
 from storycore_shared.events.contracts import auth as auth_events
 from storycore_shared.events.contracts import llm as llm_events
 from storycore_shared.events.contracts import locations as location_events
 from storycore_shared.events.contracts import projects as project_events
 from storycore_shared.events.contracts import sequences as sequence_events
 from storycore_shared.events.contracts import shots as shot_events
+from storycore_shared.events.contracts import video as video_events
 
 JS_API = "$JS.API"
 INBOX = "_INBOX"
@@ -228,6 +230,45 @@ BUS = Bus(
             Consumes(sequence_events.STREAM, "sequences-rigging"),
         ),
         buckets=(Bucket("sequences-keyframes", "SEQUENCES_KEYFRAME_BUCKET"),),
+    ),
+    # Audio: the API (its outbox, progress wakes, the bucket for downloads, waveforms and
+    # project deletes) and its workers (the work queue; they store the rendered files).
+    Identity(
+        "audio",
+        "audio",
+        streams=(audio_events.STREAM,),
+        subscribe=("audio.progress.*",),
+        consumes=(Consumes(project_events.STREAM, "audio-projects"),),
+        buckets=(Bucket("audio-files", "AUDIO_BUCKET"),),
+    ),
+    Identity(
+        "audio-worker",
+        "audio",
+        publish=("audio.progress.*",),
+        consumes=(Consumes(audio_events.STREAM, "audio-worker"),),
+        buckets=(Bucket("audio-files", "AUDIO_BUCKET"),),
+    ),
+    # The video editor: its outbox, export progress wakes, the bucket (uploads, thumbnails,
+    # exports); it keeps a project replica, records storyboards (sequence.generated) and marks
+    # clips whose audio was deleted (audio.deleted).
+    Identity(
+        "video-editor",
+        "video-editor",
+        streams=(video_events.STREAM,),
+        subscribe=("video.progress.*",),
+        consumes=(
+            Consumes(project_events.STREAM, "video-editor-projects"),
+            Consumes(sequence_events.STREAM, "video-editor-sequences"),
+            Consumes(audio_events.STREAM, "video-editor-audio"),
+        ),
+        buckets=(Bucket("video-editor-files", "VIDEO_EDITOR_BUCKET"),),
+    ),
+    Identity(
+        "video-editor-worker",
+        "video-editor",
+        publish=("video.progress.*",),
+        consumes=(Consumes(video_events.STREAM, "video-editor-worker"),),
+        buckets=(Bucket("video-editor-files", "VIDEO_EDITOR_BUCKET"),),
     ),
     # Creates streams and buckets before the services start; operator tools (republish a
     # time range, tests) use it too. No service process is given it.

@@ -1,10 +1,12 @@
 """Durable JetStream pull consumers with an idempotent inbox and a dead-letter table.
 
-Each message is handled in one database transaction together with an insert into
-``processed_event``; a redelivered event (even one re-published long after JetStream's duplicate
-window) finds its row and is skipped. The ack follows the commit. A message that keeps failing
-is kept in ``dead_letter`` with its error after ``max_deliver`` attempts and terminated. A
-watchdog re-creates the pull subscription when the fetch loop stalls (nats.py issue 504)::
+Each fetched batch is applied in one database transaction, every event together with an insert
+into ``processed_event``; a redelivered event (even one re-published long after JetStream's
+duplicate window) finds its row and is skipped. The acks follow the commit. When a handler
+fails, the batch is applied again one event per transaction, so one poison event holds up no
+other. A message that keeps failing is kept in ``dead_letter`` with its error after
+``max_deliver`` attempts and terminated. A watchdog re-creates the pull subscription when the
+fetch loop stalls (nats.py issue 504)::
 
     consumer = EventConsumer(
         name="shots-projects", stream=contracts.projects.STREAM,
@@ -26,9 +28,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from nats.aio.msg import Msg
@@ -37,9 +41,10 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import BadRequestError
 from prometheus_client import Counter
 from pydantic import ValidationError
-from sqlalchemy import insert
+from sqlalchemy import TextClause, bindparam, insert, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql.dml import ReturningInsert
 
 from storycore_shared.db import transaction
 from storycore_shared.errors import is_connection_failure
@@ -56,6 +61,17 @@ Handler = Callable[[AsyncSession, Any], Awaitable[None]]
 HANDLED = Counter("storycore_events_handled_total", "Events applied", ["consumer"])
 DUPLICATES = Counter("storycore_events_duplicate_total", "Redelivered events skipped", ["consumer"])
 DEAD = Counter("storycore_events_dead_lettered_total", "Events dead-lettered", ["consumer"])
+BATCHES = Counter(
+    "storycore_events_transactions_total", "Transactions that applied events", ["consumer"]
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Decoded:
+    msg: Msg
+    event: CloudEvent
+    data: EventData
+    handler: Handler
 
 
 class _PoisonMessage(Exception):
@@ -153,6 +169,12 @@ class PullConsumer:
     async def _handle(self, msg: Msg) -> None:
         raise NotImplementedError
 
+    async def _handle_batch(self, messages: list[Msg]) -> None:
+        """What to do with one fetched batch: by default, each message on its own."""
+        for msg in messages:
+            await self._handle(msg)
+            self.touch()
+
     def _accepting(self) -> bool:
         """False once the consumer should fetch no more (a draining worker)."""
         return True
@@ -182,9 +204,7 @@ class PullConsumer:
                         messages = await sub.fetch(self.batch_size, timeout=self.fetch_timeout)
                     except TimeoutError:  # nats' own TimeoutError subclasses it; fetch raises both
                         continue
-                    for msg in messages:
-                        await self._handle(msg)
-                        self.touch()
+                    await self._handle_batch(messages)
                 return
             except asyncio.CancelledError:
                 self.subscribed = False
@@ -272,34 +292,127 @@ class EventConsumer(PullConsumer):
         except (ValidationError, KeyError) as exc:
             raise _PoisonMessage(repr(exc), event.id) from exc
 
-    async def _handle(self, msg: Msg) -> None:
-        deliveries = msg.metadata.num_delivered or 1
-        event_id: str | None = None
+    async def _claim(self, session: AsyncSession, event: CloudEvent) -> bool:
+        """Insert the inbox row; False when this consumer has applied the event already."""
+        claimed = await session.execute(
+            self._claim_statement, {"consumer": self.name, "event_id": event.id}
+        )
+        return claimed.first() is not None
+
+    async def _claim_all(self, session: AsyncSession, event_ids: list[str]) -> set[str]:
+        """Insert the inbox rows of a batch; the ids this consumer had not applied yet."""
+        claimed = await session.execute(
+            self._claim_all_statement, {"consumer": self.name, "event_ids": event_ids}
+        )
+        return {row[0] for row in claimed}
+
+    @functools.cached_property
+    def _claim_all_statement(self) -> TextClause:
+        return text(
+            f'insert into "{self.tables.schema}".processed_event (consumer, event_id) '
+            "select :consumer, unnest(cast(:event_ids as varchar(64)[])) "
+            "on conflict do nothing returning event_id"
+        )
+
+    @functools.cached_property
+    def _claim_statement(self) -> ReturningInsert[Any]:
+        inbox = self.tables.processed_event
+        return (
+            pg_insert(inbox)
+            .values(consumer=bindparam("consumer"), event_id=bindparam("event_id"))
+            .on_conflict_do_nothing()
+            .returning(inbox.c.event_id)
+        )
+
+    async def _handle_batch(self, messages: list[Msg]) -> None:
+        """Apply a fetched batch in one transaction, then ack it.
+
+        Each event still gets its inbox row in that transaction (a duplicate, even one inside
+        the same batch, is skipped), and handlers see a fresh identity map each, as they would
+        in sessions of their own. When any handler fails, the transaction is rolled back and the
+        batch is applied again one event per transaction, so a poison event is retried and
+        dead-lettered on its own while the others are applied. Acks follow the commit.
+        """
+        if len(messages) == 1:
+            await self._handle(messages[0])
+            self.touch()
+            return
+        batch: list[_Decoded] = []
+        for msg in messages:
+            try:
+                batch.append(_Decoded(msg, *self._decode(msg)))
+            except _PoisonMessage as exc:
+                deliveries = msg.metadata.num_delivered or 1
+                await self._dead_letter(msg, exc.event_id, f"undecodable event: {exc}", deliveries)
+        if not batch:
+            return
+        claimed = 0
         try:
-            event, data, handler = self._decode(msg)
-            event_id = event.id
-            async with transaction(self.sessionmaker) as session:
-                claimed = await session.execute(
-                    pg_insert(self.tables.processed_event)
-                    .values(consumer=self.name, event_id=event.id)
-                    .on_conflict_do_nothing()
-                    .returning(self.tables.processed_event.c.event_id)
-                )
-                if claimed.first() is None:
-                    DUPLICATES.labels(self.name).inc()
-                else:
-                    await handler(session, data)
-                    HANDLED.labels(self.name).inc()
+            async with self.sessionmaker() as session:
+                try:
+                    # The batch's inbox rows in one statement; a duplicate (one applied before,
+                    # or a second copy inside the batch) is not claimed again.
+                    fresh = await self._claim_all(session, [item.event.id for item in batch])
+                    for item in batch:
+                        if item.event.id in fresh:
+                            fresh.discard(item.event.id)
+                            await item.handler(session, item.data)
+                            claimed += 1
+                            await session.flush()
+                            session.expunge_all()
+                    await session.commit()
+                except BaseException:
+                    await session.rollback()
+                    raise
+        except Exception as exc:
+            logger.info(
+                "events.batch.fallback",
+                extra={"consumer": self.name, "events": len(batch), "error": repr(exc)},
+            )
+            for item in batch:
+                await self._apply_alone(item)
+                self.touch()
+            return
+        BATCHES.labels(self.name).inc()
+        HANDLED.labels(self.name).inc(claimed)
+        if duplicates := len(batch) - claimed:
+            DUPLICATES.labels(self.name).inc(duplicates)
+        for item in batch:
+            await item.msg.ack()
+        self.touch()
+
+    async def _handle(self, msg: Msg) -> None:
+        try:
+            item = _Decoded(msg, *self._decode(msg))
         except _PoisonMessage as exc:
+            deliveries = msg.metadata.num_delivered or 1
             await self._dead_letter(msg, exc.event_id, f"undecodable event: {exc}", deliveries)
             return
+        await self._apply_alone(item)
+
+    async def _apply_alone(self, item: _Decoded) -> None:
+        """One event in a transaction of its own; a failure is retried, then dead-lettered."""
+        msg = item.msg
+        deliveries = msg.metadata.num_delivered or 1
+        try:
+            async with transaction(self.sessionmaker) as session:
+                if await self._claim(session, item.event):
+                    await item.handler(session, item.data)
+                    claimed = True
+                else:
+                    claimed = False
+            BATCHES.labels(self.name).inc()
+            if claimed:
+                HANDLED.labels(self.name).inc()
+            else:
+                DUPLICATES.labels(self.name).inc()
         except Exception as exc:
             transient = is_connection_failure(exc)
             logger.warning(
                 "events.handler.failed",
                 extra={
                     "consumer": self.name,
-                    "event_id": event_id,
+                    "event_id": item.event.id,
                     "error": repr(exc),
                     "deliveries": deliveries,
                     "transient": transient,
@@ -308,7 +421,7 @@ class EventConsumer(PullConsumer):
             if transient or deliveries < self.max_deliver:
                 await msg.nak(delay=min(0.2 * 2**deliveries, 10.0))
             else:
-                await self._dead_letter(msg, event_id, repr(exc), deliveries)
+                await self._dead_letter(msg, item.event.id, repr(exc), deliveries)
             return
         await msg.ack()
 

@@ -9,9 +9,10 @@ event visible together, and ``NOTIFY`` (delivered at commit) wakes the relay::
 
 from __future__ import annotations
 
+import functools
 import uuid
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Insert, Table, bindparam, func, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storycore_shared.events.contracts import EventData
@@ -30,9 +31,21 @@ async def add_event(
 ) -> CloudEvent:
     event = CloudEvent.wrap(data, source=source, actor=actor, correlation_id=request_id_var.get())
     await session.execute(
-        insert(tables.outbox).values(
-            event_id=event.id, subject=event.type, payload=event.model_dump(mode="json")
-        )
+        _outbox_insert(tables.outbox, tables.notify_channel),
+        {"event_id": event.id, "subject": event.type, "payload": event.model_dump(mode="json")},
     )
-    await session.execute(select(func.pg_notify(tables.notify_channel, "")))
     return event
+
+
+@functools.cache
+def _outbox_insert(outbox: Table, channel: str) -> Insert:
+    """One statement, built once: the row, and the NOTIFY that Postgres delivers at commit."""
+    return (
+        insert(outbox)
+        .values(
+            event_id=bindparam("event_id"),
+            subject=bindparam("subject"),
+            payload=bindparam("payload"),
+        )
+        .returning(func.pg_notify(channel, ""))
+    )

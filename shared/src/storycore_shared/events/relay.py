@@ -2,9 +2,11 @@
 
 One relay per service is active at a time (it holds a Postgres advisory lock; other replicas
 stand by). It is woken by ``LISTEN`` on the outbox channel, with a short fallback poll, publishes
-pending rows in ``seq`` order with ``Nats-Msg-Id`` = event id, and marks a row published only
-after JetStream's PubAck. While NATS is down rows simply wait; nothing is lost and no user write
-fails. Published rows are kept ``retention_days`` so :func:`republish` can send them again::
+pending rows in ``seq`` order with ``Nats-Msg-Id`` = event id, a fetched batch at a time and
+pipelined (every message sent, then the PubAcks awaited together), and marks a row published
+only after JetStream's PubAck for it. While NATS is down rows simply wait; nothing is lost and
+no user write fails. Published rows are kept ``retention_days`` so :func:`republish` can send
+them again::
 
     relay = OutboxRelay(database_url=settings.DATABASE_URL, tables=event_tables,
                         broker=broker, streams=[contracts.projects.STREAM])
@@ -17,13 +19,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import itertools
+import json
 import logging
 import time
 from datetime import datetime
 from typing import Any
 
 import asyncpg
-from nats.js.client import JetStreamContext
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from prometheus_client import Counter
 
 from storycore_shared.db import asyncpg_dsn
@@ -41,6 +47,65 @@ class _PublishFailed(Exception):
     """JetStream did not acknowledge; the row stays pending (database errors propagate)."""
 
 
+class PubAckError(Exception):
+    """JetStream answered a publish with an error (or no stream took the subject)."""
+
+
+class _PipelinedPublisher:
+    """JetStream publishes sent back to back on one connection, their PubAcks read as they come.
+
+    nats.py's ``publish_async`` leaves a publish whose PubAck is an error unsettled forever
+    (``APIError.from_error`` raises inside its reply callback), so the relay reads its PubAcks
+    itself, on one subscription under the identity's inbox (``_INBOX.<user>.``, as the bus
+    allows)::
+
+        future = await publisher.send(subject, payload, msg_id=event_id)
+        await future   # None once JetStream has stored it; PubAckError when it refused it
+    """
+
+    def __init__(self, nc: NATS) -> None:
+        self.nc = nc
+        self.inbox = ""
+        self._futures: dict[str, asyncio.Future[None]] = {}
+        self._tokens = itertools.count(1)
+
+    async def send(self, subject: str, payload: bytes, *, msg_id: str) -> asyncio.Future[None]:
+        if not self.inbox:
+            inbox = self.nc.new_inbox()
+            await self.nc.subscribe(f"{inbox}.*", cb=self._on_reply)
+            self.inbox = inbox
+        token = str(next(self._tokens))
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._futures[token] = future
+        future.add_done_callback(functools.partial(self._forget, token))
+        await self.nc.publish(
+            subject, payload, reply=f"{self.inbox}.{token}", headers={"Nats-Msg-Id": msg_id}
+        )
+        return future
+
+    def _forget(self, token: str, _: asyncio.Future[None]) -> None:
+        self._futures.pop(token, None)
+
+    async def _on_reply(self, msg: Msg) -> None:
+        future = self._futures.get(msg.subject.rpartition(".")[2])
+        if future is None or future.done():
+            return
+        if msg.headers and msg.headers.get("Status") == "503":
+            future.set_exception(PubAckError("no stream takes this subject"))
+            return
+        try:
+            answer = json.loads(msg.data)
+        except ValueError:
+            future.set_exception(PubAckError(f"unreadable PubAck: {msg.data[:200]!r}"))
+            return
+        if not isinstance(answer, dict) or "error" in answer:
+            error = answer.get("error") if isinstance(answer, dict) else answer
+            description = error.get("description") if isinstance(error, dict) else error
+            future.set_exception(PubAckError(str(description)))
+            return
+        future.set_result(None)
+
+
 class OutboxRelay:
     def __init__(
         self,
@@ -52,6 +117,7 @@ class OutboxRelay:
         batch_size: int = 200,
         poll_interval: float = 1.0,
         retention_days: int = 7,
+        publish_timeout: float = 5.0,
     ) -> None:
         self.dsn = asyncpg_dsn(database_url)
         self.tables = tables
@@ -60,10 +126,12 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.retention_days = retention_days
+        self.publish_timeout = publish_timeout
         self.role = "starting"
         self.last_error: str | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._publisher: _PipelinedPublisher | None = None
         self._last_cleanup = 0.0
         self._outbox = f'"{tables.schema}".outbox'
 
@@ -111,7 +179,7 @@ class OutboxRelay:
             while True:
                 self._wake.clear()
                 try:
-                    sent = await self._publish_pending(conn, js)
+                    sent = await self._publish_pending(conn)
                 except _PublishFailed as exc:  # NATS is down or slow: keep the lock, retry.
                     PUBLISH_FAILURES.inc()
                     self.last_error = repr(exc.__cause__)
@@ -131,32 +199,52 @@ class OutboxRelay:
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
 
-    async def _publish_pending(self, conn: asyncpg.Connection, js: JetStreamContext) -> int:
+    async def _publish_pending(self, conn: asyncpg.Connection) -> int:
+        """Publish a batch of pending rows pipelined: every message goes out in ``seq`` order on
+        the one connection (so the stream keeps that order), then the PubAcks are awaited
+        together. Only acknowledged rows are marked published; the others stay pending and go
+        again (``Nats-Msg-Id`` lets JetStream drop a copy it already has)."""
         rows = await conn.fetch(
             f"select seq, event_id, subject, payload::text as payload from {self._outbox} "
             "where published_at is null order by seq limit $1",
             self.batch_size,
         )
-        published: list[int] = []
+        if not rows:
+            return 0
+        if self._publisher is None:
+            self._publisher = _PipelinedPublisher(await self.broker.connected())
+        sent: list[tuple[int, asyncio.Future[None]]] = []
+        failure: BaseException | None = None
         try:
-            for row in rows:
-                try:
-                    await js.publish(
-                        row["subject"],
-                        row["payload"].encode(),
-                        headers={"Nats-Msg-Id": row["event_id"]},
-                        timeout=5,
-                    )
-                except Exception as exc:
-                    raise _PublishFailed from exc
-                published.append(row["seq"])
-                PUBLISHED.inc()
+            for row in rows:  # one coroutine, one connection: the stream gets them in order
+                future = await self._publisher.send(
+                    row["subject"], row["payload"].encode(), msg_id=row["event_id"]
+                )
+                sent.append((row["seq"], future))
+        except Exception as exc:  # NATS went away mid-batch: keep what was acknowledged
+            failure = exc
+        acked: list[int] = []
+        try:
+            if sent:
+                _, late = await asyncio.wait([f for _, f in sent], timeout=self.publish_timeout)
+                for future in late:
+                    future.cancel()
+            for seq, future in sent:
+                if future.cancelled():
+                    failure = failure or TimeoutError("no PubAck in time")
+                elif (error := future.exception()) is not None:
+                    failure = failure or error
+                else:
+                    acked.append(seq)
         finally:
-            if published:
+            if acked:
                 await conn.execute(
                     f"update {self._outbox} set published_at = now() where seq = any($1::bigint[])",
-                    published,
+                    acked,
                 )
+                PUBLISHED.inc(len(acked))
+        if failure is not None:
+            raise _PublishFailed from failure
         return len(rows)
 
     async def _cleanup(self, conn: asyncpg.Connection) -> None:

@@ -20,6 +20,7 @@ redelivered event can never resurrect it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -34,13 +35,15 @@ from sqlalchemy import (
     DateTime,
     Integer,
     MetaData,
+    Select,
     String,
     Table,
     Uuid,
+    bindparam,
     func,
     select,
 )
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storycore_shared.auth import Principal
@@ -145,6 +148,19 @@ class ProjectAnswer(BaseModel):
 Cascade = Callable[[AsyncSession, ProjectDeleted], Awaitable[None]]
 
 
+# The replica columns an event sets (``synced_at`` and ``deleted_at`` are the replica's own).
+_STATE = (
+    "id",
+    "owner_id",
+    "is_public",
+    "name",
+    "status",
+    "version",
+    "resolution_width",
+    "resolution_height",
+)
+
+
 class ProjectDirectory:
     def __init__(self, table: Table, projects_url: str, *, timeout: float = 2.0) -> None:
         self.table = table
@@ -155,24 +171,30 @@ class ProjectDirectory:
 
     async def apply(self, session: AsyncSession, data: ProjectState) -> None:
         """Upsert a project's state unless we already hold a newer one or a tombstone."""
-        values = {
-            "id": data.id,
-            "owner_id": data.owner_id,
-            "is_public": data.is_public,
-            "name": data.name,
-            "status": data.status,
-            "version": data.version,
-            "resolution_width": data.resolution_width,
-            "resolution_height": data.resolution_height,
-        }
-        statement = insert(self.table).values(**values)
-        excluded = statement.excluded
         await session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[self.table.c.id],
-                set_={**{k: excluded[k] for k in values if k != "id"}, "synced_at": func.now()},
-                where=(self.table.c.version < excluded.version) & self.table.c.deleted_at.is_(None),
-            )
+            self._upsert,
+            {
+                "id": data.id,
+                "owner_id": data.owner_id,
+                "is_public": data.is_public,
+                "name": data.name,
+                "status": data.status,
+                "version": data.version,
+                "resolution_width": data.resolution_width,
+                "resolution_height": data.resolution_height,
+            },
+        )
+
+    @functools.cached_property
+    def _upsert(self) -> Insert:
+        """The upsert, built once (its parameters are bound per event): building and hashing a
+        statement per event cost more than running it."""
+        statement = insert(self.table).values({name: bindparam(name) for name in _STATE})
+        excluded = statement.excluded
+        return statement.on_conflict_do_update(
+            index_elements=[self.table.c.id],
+            set_={**{k: excluded[k] for k in _STATE if k != "id"}, "synced_at": func.now()},
+            where=(self.table.c.version < excluded.version) & self.table.c.deleted_at.is_(None),
         )
 
     async def tombstone(self, session: AsyncSession, data: ProjectDeleted) -> None:
@@ -274,10 +296,16 @@ class ProjectDirectory:
         )
 
     async def _row(self, session: AsyncSession, project_id: uuid.UUID, *, lock: bool) -> Any:
-        statement = select(self.table).where(self.table.c.id == project_id)
-        if lock:
-            statement = statement.with_for_update()
-        return (await session.execute(statement)).first()
+        statement = self._select_locked if lock else self._select
+        return (await session.execute(statement, {"project_id": project_id})).first()
+
+    @functools.cached_property
+    def _select(self) -> Select[Any]:
+        return select(self.table).where(self.table.c.id == bindparam("project_id"))
+
+    @functools.cached_property
+    def _select_locked(self) -> Select[Any]:
+        return self._select.with_for_update()
 
     async def _fetch(self, project_id: uuid.UUID, authorization: str | None) -> ProjectState | None:
         if not authorization:
