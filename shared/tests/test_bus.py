@@ -35,12 +35,14 @@ from storycore_shared.events.bus import (
     subject_matches,
 )
 from storycore_shared.events.consumer import EventConsumer, _PoisonMessage
+from storycore_shared.events.contracts import audio as audio_events
 from storycore_shared.events.contracts import auth as auth_events
 from storycore_shared.events.contracts import llm as llm_events
 from storycore_shared.events.contracts import locations as location_events
 from storycore_shared.events.contracts import projects as project_events
 from storycore_shared.events.contracts import sequences as sequence_events
 from storycore_shared.events.contracts import shots as shot_events
+from storycore_shared.events.contracts import video as video_events
 from storycore_shared.events.contracts.projects import ProjectUpdated
 from storycore_shared.events.contracts.sequences import GeneratedShot
 from storycore_shared.events.envelope import CloudEvent
@@ -54,6 +56,8 @@ ALL_STREAMS = [
     location_events.STREAM,
     sequence_events.STREAM,
     llm_events.STREAM,
+    audio_events.STREAM,
+    video_events.STREAM,
 ]
 BUCKET = "sequences-keyframes"
 
@@ -70,6 +74,8 @@ def test_every_stream_has_exactly_one_publisher_its_owner():
     assert owner_of_subject("project.updated") == "projects"
     assert owner_of_subject("user.registered") == "auth"
     assert owner_of_subject("sequence.progress.x") == "sequences"
+    assert owner_of_subject("audio.mixed") == "audio"
+    assert owner_of_subject("video.exported") == "video-editor"
     assert owner_of_subject("elsewhere.thing") is None
 
 
@@ -99,10 +105,19 @@ def test_who_consumes_what():
     assert consumed("locations") == {"PROJECTS"}
     assert consumed("sequences") == {"PROJECTS"}
     assert consumed("sequences-worker") == {"SEQUENCES"}
+    assert consumed("audio") == {"PROJECTS"}
+    assert consumed("audio-worker") == {"AUDIO"}
+    assert consumed("video-editor") == {"PROJECTS", "SEQUENCES", "AUDIO"}
+    assert consumed("video-editor-worker") == {"VIDEO"}
     assert consumed("auth") == consumed("llm") == set()
     assert not any("AUTH" in consumed(i.user) for i in BUS if not i.admin), "nobody reads user.>"
-    assert BUS["sequences-worker"].streams == (), "worker events go through the outbox"
-    assert BUS.buckets({"SEQUENCES_KEYFRAME_BUCKET": "frames"}) == ["frames"]
+    for worker in ("sequences-worker", "audio-worker", "video-editor-worker"):
+        assert BUS[worker].streams == (), "worker events go through the outbox"
+    assert BUS.buckets({"SEQUENCES_KEYFRAME_BUCKET": "frames"}) == [
+        "frames",
+        "audio-files",
+        "video-editor-files",
+    ]
 
 
 def test_subject_matching_and_inboxes():
