@@ -142,11 +142,13 @@ async def test_a_token_living_longer_than_the_issuer_allows_is_refused(issuer: I
         issuer=issuer.url, audience="storycore", jwks_url=f"{issuer.url}/jwks", max_lifetime=1800
     )
     now = datetime.now(UTC)
-    fine = issuer.token(kid, exp=now + timedelta(seconds=1800))
+    # ``iat`` is pinned to the same instant: measured from a later clock reading, a slow
+    # machine could shrink the lifetime across a second boundary.
+    fine = issuer.token(kid, iat=now, exp=now + timedelta(seconds=1800))
     assert (await verifier.verify(fine)).token == fine
     for lifetime in (timedelta(days=365), timedelta(seconds=1800 + 61)):
         with pytest.raises(InvalidToken, match="lives longer"):
-            await verifier.verify(issuer.token(kid, exp=now + lifetime))
+            await verifier.verify(issuer.token(kid, iat=now, exp=now + lifetime))
 
 
 async def test_a_verified_token_is_cached_until_it_expires_or_its_key_goes(issuer: Issuer):

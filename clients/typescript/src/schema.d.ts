@@ -1406,7 +1406,7 @@ export interface paths {
          * Get Job Status
          * @description One job's state.
          */
-        get: operations["video-editorGetJobStatus"];
+        get: operations["videoEditorGetJobStatus"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1428,7 +1428,7 @@ export interface paths {
          * Cancel Job
          * @description Cancel a pending or processing job; 409 once it has finished.
          */
-        post: operations["video-editorCancelJob"];
+        post: operations["videoEditorCancelJob"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1447,7 +1447,7 @@ export interface paths {
          * @description Progress as server-sent events; every frame has an id, so a reconnect resumes
          *     (`Last-Event-ID`, or `?last_event_id=` for a new EventSource, which cannot set it).
          */
-        get: operations["video-editorStreamJob"];
+        get: operations["videoEditorStreamJob"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1469,7 +1469,7 @@ export interface paths {
          * Create Stream Ticket
          * @description A short-lived ticket for this job's stream only (EventSource cannot send headers).
          */
-        post: operations["video-editorCreateStreamTicket"];
+        post: operations["videoEditorCreateStreamTicket"];
         delete?: never;
         options?: never;
         head?: never;
@@ -11078,7 +11078,7 @@ export interface operations {
             };
         };
     };
-    "video-editorGetJobStatus": {
+    videoEditorGetJobStatus: {
         parameters: {
             query?: never;
             header?: never;
@@ -11163,7 +11163,7 @@ export interface operations {
             };
         };
     };
-    "video-editorCancelJob": {
+    videoEditorCancelJob: {
         parameters: {
             query?: never;
             header?: never;
@@ -11248,7 +11248,7 @@ export interface operations {
             };
         };
     };
-    "video-editorStreamJob": {
+    videoEditorStreamJob: {
         parameters: {
             query?: {
                 ticket?: string | null;
@@ -11339,7 +11339,7 @@ export interface operations {
             };
         };
     };
-    "video-editorCreateStreamTicket": {
+    videoEditorCreateStreamTicket: {
         parameters: {
             query?: never;
             header?: never;

@@ -132,7 +132,7 @@ def gateway_owner(table: RouteTable, path: str) -> str | None:
 
 
 def _camel(name: str) -> str:
-    head, *rest = [part for part in name.split("_") if part]
+    head, *rest = [part for part in re.split(r"[_\-]", name) if part]
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
