@@ -47,7 +47,7 @@ from audio.schemas import (
     VoiceOptions,
     WaveformPublic,
 )
-from storycore_shared.assets import Assets
+from storycore_shared.assets import Assets, download_to
 from storycore_shared.assets.http import asset_response
 from storycore_shared.auth import Principal
 from storycore_shared.events.contracts.audio import (
@@ -668,9 +668,7 @@ class Audio:
         workdir = self.settings.WORK_DIR
         with tempfile.TemporaryDirectory(dir=workdir) as tmp:
             path = Path(tmp) / f"audio.{fmt}"
-            async with await anyio.open_file(path, "wb") as out:
-                async for chunk in self.assets.store.read(key):
-                    await out.write(chunk)
+            await download_to(self.assets.store, key, path)
             yield path
 
     async def on_project_deleted(self, session: AsyncSession, data: ProjectDeleted) -> None:

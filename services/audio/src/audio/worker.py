@@ -12,22 +12,17 @@ nothing stored: the next delivery renders again (renders are deterministic for t
 from __future__ import annotations
 
 import asyncio
-import functools
 import tempfile
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-
-import anyio
-import anyio.from_thread
 
 from audio import repository
 from audio.config import Settings
 from audio.models import SCHEMA, assets_table, event_tables, job_tables
 from audio.rendering import render_generate, render_mix
 from audio.service import CONTENT_TYPES, audio_key, download_url
-from storycore_shared.assets import AssetNotFound, Assets, asset_store
+from storycore_shared.assets import AssetNotFound, Assets, asset_store, download_to, file_chunks
 from storycore_shared.events.broker import Broker
 from storycore_shared.events.contracts import EventData
 from storycore_shared.events.contracts import audio as audio_events
@@ -45,12 +40,6 @@ CONSUMER = "audio-worker"
 CHUNK = 256 * 1024
 # Progress is recorded (a job event and a stream frame) at most this often, in percent.
 PROGRESS_STEP = 5
-
-
-async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
-    async with await anyio.open_file(path, "rb") as source:
-        while chunk := await source.read(CHUNK):
-            yield chunk
 
 
 class Rendering:
@@ -73,7 +62,9 @@ class Rendering:
             workdir = Path(tmp)
             inputs = await self._fetch_inputs(ctx, params, workdir)
             await ctx.step(progress=10, current_step="rendering")
-            progress = self._progress(ctx)
+            progress = ctx.progress_reporter(
+                start=10, end=90, current_step="rendering", every=PROGRESS_STEP
+            )
             if params["type"] == "mix":
                 files = await ctx.run_sync(render_mix, params, inputs, workdir, ctx.check, progress)
             else:
@@ -95,21 +86,6 @@ class Rendering:
             events=events,
         )
 
-    def _progress(self, ctx: JobContext) -> Any:
-        """A callback for the render thread: records the job's progress (10..90 %) every
-        ``PROGRESS_STEP`` percent; a cancel seen there stops the render."""
-        last = [10]
-
-        def report(fraction: float) -> None:
-            percent = 10 + int(80 * fraction)
-            if percent - last[0] >= PROGRESS_STEP:
-                last[0] = percent
-                anyio.from_thread.run(
-                    functools.partial(ctx.step, progress=percent, current_step="rendering")
-                )
-
-        return report
-
     async def _fetch_inputs(
         self, ctx: JobContext, params: dict[str, Any], workdir: Path
     ) -> dict[str, Path]:
@@ -121,9 +97,7 @@ class Rendering:
         for track in params["profile"]["tracks"]:
             path = workdir / f"input-{track['audio_id']}.{track['format']}"
             try:
-                async with await anyio.open_file(path, "wb") as out:
-                    async for chunk in self.assets.store.read(track["asset_key"]):
-                        await out.write(chunk)
+                await download_to(self.assets.store, track["asset_key"], path)
             except AssetNotFound as exc:
                 raise JobFailure(f"track {track['audio_id']} is gone (deleted?)") from exc
             inputs[track["audio_id"]] = path
@@ -145,7 +119,7 @@ class Rendering:
                 record = await self.assets.save(
                     session,
                     key=key,
-                    chunks=_file_chunks(path),
+                    chunks=file_chunks(path),
                     owner_id=job["owner_id"],
                     project_id=job["project_id"],
                     content_type=CONTENT_TYPES[fmt],

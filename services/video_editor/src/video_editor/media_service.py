@@ -21,7 +21,7 @@ from fastapi import Request, Response
 from sqlalchemy import RowMapping, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storycore_shared.assets import Assets
+from storycore_shared.assets import Assets, file_chunks
 from storycore_shared.assets.http import asset_response
 from storycore_shared.auth import Principal
 from storycore_shared.errors import (
@@ -48,12 +48,6 @@ def media_key(media_id: uuid.UUID) -> str:
 
 def thumbnail_key(media_id: uuid.UUID) -> str:
     return f"media/{media_id}.thumbnail.png"
-
-
-async def file_chunks(path: Path) -> AsyncIterator[bytes]:
-    async with await anyio.open_file(path, "rb") as source:
-        while chunk := await source.read(CHUNK):
-            yield chunk
 
 
 async def _one(data: bytes) -> AsyncIterator[bytes]:

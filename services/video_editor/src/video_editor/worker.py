@@ -12,19 +12,15 @@ leaves nothing stored, and the next delivery renders again and completes once.
 from __future__ import annotations
 
 import asyncio
-import functools
 import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import anyio
-import anyio.from_thread
 from sqlalchemy import select, update
 
-from storycore_shared.assets import AssetNotFound, Assets, asset_store
+from storycore_shared.assets import AssetNotFound, Assets, asset_store, download_to, file_chunks
 from storycore_shared.events.broker import Broker
 from storycore_shared.events.contracts import video as video_events
 from storycore_shared.events.contracts.video import (
@@ -52,12 +48,6 @@ from video_editor.render.spec import (
 CONSUMER = "video-editor-worker"
 CHUNK = 256 * 1024
 PROGRESS_STEP = 2  # percent between recorded steps
-
-
-async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
-    async with await anyio.open_file(path, "rb") as source:
-        while chunk := await source.read(CHUNK):
-            yield chunk
 
 
 def _rect(data: dict[str, Any]) -> Rect:
@@ -152,7 +142,9 @@ class Exporting:
                 render_tracks(params["tracks"], params["files"], paths),
                 out,
                 check=ctx.check,
-                progress=self._progress(ctx),
+                progress=ctx.progress_reporter(
+                    start=5, end=95, current_step="rendering", every=PROGRESS_STEP
+                ),
             )
             await ctx.step(progress=96, current_step="storing")
             async with ctx.transaction() as session:
@@ -167,7 +159,7 @@ class Exporting:
                 record = await self.assets.save(
                     session,
                     key=key,
-                    chunks=_file_chunks(out),
+                    chunks=file_chunks(out),
                     owner_id=job["owner_id"],
                     project_id=job["project_id"],
                     content_type=CONTENT_TYPES[fmt],
@@ -206,20 +198,6 @@ class Exporting:
             ],
         )
 
-    def _progress(self, ctx: JobContext) -> Any:
-        """For the render thread: records 5..95 % every ``PROGRESS_STEP`` percent."""
-        last = [5]
-
-        def report(fraction: float) -> None:
-            percent = 5 + int(90 * fraction)
-            if percent - last[0] >= PROGRESS_STEP:
-                last[0] = percent
-                anyio.from_thread.run(
-                    functools.partial(ctx.step, progress=percent, current_step="rendering")
-                )
-
-        return report
-
     async def _fetch(
         self, ctx: JobContext, params: dict[str, Any], workdir: Path
     ) -> dict[str, Path]:
@@ -229,9 +207,7 @@ class Exporting:
         for media_id, file in params["files"].items():
             path = workdir / f"media-{media_id}"
             try:
-                async with await anyio.open_file(path, "wb") as out:
-                    async for chunk in self.assets.store.read(file["asset_key"]):
-                        await out.write(chunk)
+                await download_to(self.assets.store, file["asset_key"], path)
             except AssetNotFound:
                 continue  # deleted meanwhile: rendered as missing media
             paths[media_id] = path

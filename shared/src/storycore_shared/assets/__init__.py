@@ -19,7 +19,13 @@ A service opens its store in the lifespan and closes it on the way out::
 
 from __future__ import annotations
 
-from storycore_shared.assets.base import AssetNotFound, AssetStore, StoredObject
+from storycore_shared.assets.base import (
+    AssetNotFound,
+    AssetStore,
+    StoredObject,
+    download_to,
+    file_chunks,
+)
 from storycore_shared.assets.nats_store import NatsAssetStore
 from storycore_shared.assets.records import AssetRecord, Assets, asset_table
 from storycore_shared.config import ServiceSettings
@@ -34,6 +40,8 @@ __all__ = [
     "StoredObject",
     "asset_store",
     "asset_table",
+    "download_to",
+    "file_chunks",
 ]
 
 

@@ -9,6 +9,9 @@ import logging
 import re
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
 
 from storycore_shared.errors import NotFound, PayloadTooLarge
 
@@ -148,6 +151,24 @@ async def fixed_chunks(chunks: AsyncIterable[bytes], size: int) -> AsyncGenerato
             del buffer[:size]
     if buffer:
         yield bytes(buffer)
+
+
+FILE_CHUNK = 256 * 1024
+
+
+async def file_chunks(path: Path, size: int = FILE_CHUNK) -> AsyncIterator[bytes]:
+    """A local file as the chunks :meth:`AssetStore.put` streams (never whole in memory)."""
+    async with await anyio.open_file(path, "rb") as source:
+        while chunk := await source.read(size):
+            yield chunk
+
+
+async def download_to(store: AssetStore, key: str, path: Path) -> None:
+    """Copy the object ``key`` into the local file ``path`` (for a decoder that needs a file);
+    :class:`AssetNotFound` when it is gone."""
+    async with await anyio.open_file(path, "wb") as out:
+        async for chunk in store.read(key):
+            await out.write(chunk)
 
 
 CLEANUP_TIMEOUT = 30.0

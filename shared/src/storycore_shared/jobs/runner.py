@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import threading
@@ -50,6 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
+import anyio.from_thread
 import anyio.to_thread
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
@@ -202,6 +204,24 @@ class JobContext:
                     source=self.runner.spec.service,
                     actor=self.job["owner_id"],
                 )
+
+    def progress_reporter(
+        self, *, start: int, end: int, current_step: str, every: int = 5
+    ) -> Callable[[float], None]:
+        """For blocking work run with :meth:`run_sync`: a callback taking the fraction done
+        (0..1) that records the job's progress between ``start`` and ``end`` percent, at most
+        every ``every`` percent. A cancel seen there raises in the worker thread."""
+        last = [start]
+
+        def report(fraction: float) -> None:
+            percent = start + int((end - start) * min(max(fraction, 0.0), 1.0))
+            if percent - last[0] >= every:
+                last[0] = percent
+                anyio.from_thread.run(
+                    functools.partial(self.step, progress=percent, current_step=current_step)
+                )
+
+        return report
 
     async def run_sync(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run blocking work (Pillow, numpy, PyAV) in a thread; it can poll ``cancelled``."""
