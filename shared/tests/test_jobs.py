@@ -330,3 +330,44 @@ async def test_infrastructure_errors_are_retried_then_fail_with_the_reason(
         assert job["attempt"] == 1
     finally:
         await runner.stop()
+
+
+async def test_a_stream_ends_with_complete_when_the_job_finishes_between_its_reads(
+    toy: Toy, broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each poll reads the job and its events in two statements (READ COMMITTED). The job is
+    cancelled, and committed, right after the first of them: whichever order they run in,
+    the stream must still end with one `complete` frame carrying the final status."""
+    jobs = Jobs(
+        toy.jobs,
+        toy_spec(toy.name).event_tables,
+        toy.settings(),
+        service="toy",
+        progress_subject=lambda j: f"x.{j}",
+    )
+    owner = uuid.uuid4()
+    async with transaction(toy.sessionmaker) as session:
+        job_id = (
+            await repository.create(
+                session, toy.jobs, project_id=uuid.uuid4(), owner_id=owner, params={}
+            )
+        )["id"]
+    real_get, real_events_after = repository.get, repository.events_after
+    armed = [True]
+
+    async def cancel_after(read: Any, *args: Any) -> Any:
+        answer = await read(*args)
+        if armed[0]:
+            armed[0] = False
+            async with transaction(toy.sessionmaker) as other:
+                await jobs.cancel(other, principal=Principal(user_id=owner), job_id=job_id)
+        return answer
+
+    monkeypatch.setattr(repository, "get", lambda *a: cancel_after(real_get, *a))
+    monkeypatch.setattr(repository, "events_after", lambda *a: cancel_after(real_events_after, *a))
+    jobs.slots.take()
+    frames = [frame async for frame in jobs.frames(toy.sessionmaker, broker, job_id, 0)]
+    assert not armed[0]
+    assert [frame["event"] for frame in frames][-1] == "complete", frames
+    assert '"status": "cancelled"' in frames[-1]["data"]
+    assert jobs.slots.active == 0

@@ -114,8 +114,8 @@ class Media:
         stream: AsyncIterator[bytes],
         content_type: str | None,
     ) -> MediaPublic:
-        """Receive a multipart ``file`` part into the store (413 past the limit, the rest of
-        the body unread; 415 when the bytes are not an allowed, decodable medium)."""
+        """Receive a multipart ``file`` part into the store (413 as soon as it passes the
+        limit; 415 when the bytes are not an allowed, decodable medium)."""
         async with self._workdir() as workdir:
             try:
                 received = await receive_upload(
@@ -125,9 +125,12 @@ class Media:
                     max_bytes=self.settings.UPLOAD_MAX_BYTES,
                 )
             except UploadTooLarge as exc:
+                # No `Connection: close`: closing a socket with unread bytes makes the kernel
+                # send a reset, which can overtake the 413 and turn it into the gateway's 502.
+                # Kept alive, uvicorn discards what is still in flight; the gateway stops
+                # forwarding the client's body once it has relayed this answer.
                 raise PayloadTooLarge(
-                    f"The upload is larger than the limit of {exc.limit} bytes.",
-                    headers={"Connection": "close"},
+                    f"The upload is larger than the limit of {exc.limit} bytes."
                 ) from exc
             except UploadInvalid as exc:
                 raise Unprocessable(

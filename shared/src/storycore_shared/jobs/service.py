@@ -246,9 +246,15 @@ class Jobs:
                 subscription = await nc.subscribe(self.progress_subject(job_id), cb=on_progress)
             while True:
                 wake.clear()
+                # Under READ COMMITTED each statement has its own snapshot. The job first: one
+                # read as finished guarantees its final event (same commit) is read next; if it
+                # finished between the two reads, read it again for its final result.
                 async with transaction(sessionmaker) as session:
-                    events = await repository.events_after(session, self.tables, job_id, last)
                     job = await repository.get(session, self.tables, job_id)
+                    events = await repository.events_after(session, self.tables, job_id, last)
+                    finished = any(event["status"] in TERMINAL for event in events)
+                    if finished and job is not None and job["status"] not in TERMINAL:
+                        job = await repository.get(session, self.tables, job_id)
                 if job is None:
                     yield {
                         "event": "error",
