@@ -54,20 +54,30 @@ def install_node_tools() -> int:
     return 0
 
 
-def install_chromium() -> None:
-    """The docs-page test drives headless Chromium: install Debian's when missing and we are
-    root (tests/test_docs_page.py skips, saying why, when there is still none)."""
-    if any(shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")):
-        return
+DEBIAN_TOOLS = (
+    # (package, the commands it gives, the tests that use it)
+    ("chromium", ("chromium", "chromium-browser", "google-chrome"), "the docs-page test"),
+    ("pgbouncer", ("pgbouncer",), "the PgBouncer test (shared/tests/test_pgbouncer.py)"),
+)
+
+
+def install_debian_tools() -> None:
+    """Tests drive headless Chromium and a real PgBouncer: install Debian's when missing and we
+    are root (each test skips, saying why, when there is still none)."""
     apt = shutil.which("apt-get")
-    if apt is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
-        print("== chromium is not installed (and cannot be here): the docs-page test skips")
-        return
-    print("== apt-get install chromium (for the docs-page test)", flush=True)
+    root = hasattr(os, "geteuid") and os.geteuid() == 0
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    if subprocess.run([apt, "install", "-y", "-q", "chromium"], env=env, check=False).returncode:
-        subprocess.run([apt, "update", "-q"], env=env, check=False)
-        subprocess.run([apt, "install", "-y", "-q", "chromium"], env=env, check=False)
+    for package, commands, users in DEBIAN_TOOLS:
+        if any(shutil.which(name) for name in commands):
+            continue
+        if apt is None or not root:
+            print(f"== {package} is not installed (and cannot be here): {users} skips")
+            continue
+        print(f"== apt-get install {package} (for {users})", flush=True)
+        install = [apt, "install", "-y", "-q", package]
+        if subprocess.run(install, env=env, check=False).returncode:
+            subprocess.run([apt, "update", "-q"], env=env, check=False)
+            subprocess.run(install, env=env, check=False)
 
 
 def run_checks(pytest_args: list[str]) -> int:
@@ -83,7 +93,7 @@ def run_checks(pytest_args: list[str]) -> int:
     if install_node_tools() != 0:
         print("== npm install failed", flush=True)
         return 1
-    install_chromium()
+    install_debian_tools()
     print("== pytest", flush=True)
     return subprocess.run(
         [sys.executable, "-m", "pytest", *pytest_args], cwd=REPO_ROOT, check=False

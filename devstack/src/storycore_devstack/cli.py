@@ -94,6 +94,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         gateway_port=args.port,
         gateway_host=args.host,
         scale=_parse_scale(args.scale),
+        nats_cluster=args.nats_cluster,
         sink=_prefixed_sink(18),
     )
     stack = Stack(config)
@@ -347,6 +348,14 @@ def main(argv: list[str] | None = None) -> None:
         help="the gateway's listen address (default: 127.0.0.1; 0.0.0.0 for every interface)",
     )
     up.add_argument("--scale", action="append", default=[], metavar="SERVICE=N")
+    up.add_argument(
+        "--nats-cluster",
+        type=int,
+        choices=(1, 3, 5),
+        default=1,
+        metavar="N",
+        help="run N NATS servers as one JetStream cluster (3 or 5; streams keep 3 replicas)",
+    )
     up.set_defaults(func=cmd_up)
     sub.add_parser("down", help="stop a running stack").set_defaults(func=cmd_down)
     sub.add_parser("status", help="show what runs").set_defaults(func=cmd_status)

@@ -52,10 +52,15 @@ from storycore_devstack.routes import (
 from storycore_devstack.supervisor import Backoff, Supervisor
 from storycore_shared.db import asyncpg_dsn, provision_service_role
 from storycore_shared.events.bus import BUS, PROVISIONER
-from storycore_shared.events.provision import provision
+from storycore_shared.events.provision import REPLICAS_SETTING, provision, replicas_setting
 from storycore_shared.migrations import migrate
 from storycore_testkit.infra.processes import LogSink, ManagedProcess, free_port, wait_until
-from storycore_testkit.infra.servers import EmbeddedNats, EmbeddedPostgres, wheel_binary
+from storycore_testkit.infra.servers import (
+    EmbeddedNats,
+    EmbeddedPostgres,
+    NatsCluster,
+    wheel_binary,
+)
 
 DATABASE_NAME = "storycore"
 GATEWAY_RESPONSE_TIMEOUT = "90s"  # above the LLM providers' default 60 s
@@ -86,6 +91,9 @@ class StackConfig:
     scale: dict[str, int] = field(default_factory=dict)
     database_url: str | None = None  # an existing server's admin URL instead of the embedded one
     nats_url: str | None = None
+    # Embedded NATS servers: 1, or a JetStream cluster of 3 (or 5) whose streams and buckets
+    # keep STORYCORE_NATS_REPLICAS copies (3 by default on a cluster).
+    nats_cluster: int = 1
     sink: LogSink | None = None
     durable: bool = True
     environment: str = "development"
@@ -119,7 +127,8 @@ class Stack:
         self.log_dir = self.data_dir / "logs"
         self.secrets_dir = self.data_dir / "secrets"
         self.postgres: EmbeddedPostgres | None = None
-        self.nats: EmbeddedNats | None = None
+        self.nats: EmbeddedNats | None = None  # the first node; None: an external server
+        self.nats_nodes: list[EmbeddedNats] = []
         self.admin_url = ""
         # The provisioner's URL (with its credentials): the bus's administrator, for
         # provisioning, operator commands and tests. Services get their own (nats_url_for).
@@ -161,9 +170,20 @@ class Stack:
         """
         if self.nats is None:
             return os.environ.get(f"{env_prefix(user)}NATS_URL") or self.nats_url
-        host = self.nats_server_url.partition("://")[2]
         password = quote(self.nats_passwords[user], safe="")
-        return f"nats://{quote(user, safe='')}:{password}@{host}"
+        return ",".join(
+            f"nats://{quote(user, safe='')}:{password}@{node.url.partition('://')[2]}"
+            for node in self.nats_nodes
+        )
+
+    @property
+    def nats_replicas(self) -> int:
+        """Copies of each stream and bucket: STORYCORE_NATS_REPLICAS, else 3 on an embedded
+        cluster of three or more nodes, else 1."""
+        configured = self._bus_env.get(REPLICAS_SETTING)
+        if configured:
+            return replicas_setting(self._bus_env)
+        return 3 if len(self.nats_nodes) >= 3 else 1
 
     @property
     def _bus_env(self) -> dict[str, str]:
@@ -305,15 +325,36 @@ class Stack:
 
         wait_until(ready, timeout=self.config.ready_timeout, what=process.name, interval=0.1)
 
-    def kill_nats(self) -> None:
-        """SIGKILL the embedded NATS on purpose: it stays down until :meth:`start_nats`."""
-        assert self.nats is not None, "NATS is external"
-        self.supervisor.hold("nats")
-        self.nats.kill()
+    def _nats_process_name(self, node: int) -> str:
+        return "nats" if len(self.nats_nodes) == 1 else f"nats-{node}"
 
-    def start_nats(self) -> None:
-        assert self.nats is not None, "NATS is external"
-        self.supervisor.release("nats")
+    def kill_nats(self, node: int = 1) -> None:
+        """SIGKILL an embedded NATS node (1-based) on purpose: it stays down until
+        :meth:`start_nats`."""
+        assert self.nats_nodes, "NATS is external"
+        self.supervisor.hold(self._nats_process_name(node))
+        self.nats_nodes[node - 1].kill()
+
+    def start_nats(self, node: int = 1) -> None:
+        assert self.nats_nodes, "NATS is external"
+        self.supervisor.release(self._nats_process_name(node))
+
+    def nats_meta_leader(self) -> int | None:
+        """The node (1-based) that leads the JetStream cluster's metadata, asked of any live
+        node's monitoring port; None while there is no leader (or no cluster)."""
+        for node in self.nats_nodes:
+            if node.cluster is None or not (node.process and node.process.running()):
+                continue
+            port = node.cluster.monitor_ports[node.server_name]
+            try:
+                jsz = httpx.get(f"http://127.0.0.1:{port}/jsz", timeout=2).json()
+            except (httpx.HTTPError, ValueError):
+                continue
+            leader = (jsz.get("meta_cluster") or {}).get("leader")
+            for index, candidate in enumerate(self.nats_nodes, start=1):
+                if candidate.server_name == leader:
+                    return index
+        return None
 
     # -- pieces ------------------------------------------------------------------------------
 
@@ -373,15 +414,47 @@ class Stack:
             self.nats_url = self.config.nats_url
             self.nats_server_url = _without_credentials(self.config.nats_url)
         else:
-            self.nats = EmbeddedNats(
-                self.data_dir / "nats",
-                sink=sink,
-                log_file=self.log_dir / "nats.log",
-                authorization=authorization_block(self.nats_passwords, self._bus_env),
-            )
-            self._supervised("nats", self._start_nats)
-            self.nats_server_url = self.nats.url
+            self.nats_nodes = self._nats_nodes(self.config.nats_cluster)
+            for index, node in enumerate(self.nats_nodes, start=1):
+                self._supervised(self._nats_process_name(index), partial(self._start_nats, node))
+            self.nats = self.nats_nodes[0]
+            self.nats_server_url = ",".join(node.url for node in self.nats_nodes)
             self.nats_url = self.nats_url_for(PROVISIONER)
+            if self.nats_replicas > len(self.nats_nodes):
+                raise ValueError(
+                    f"{REPLICAS_SETTING}={self.nats_replicas} needs as many NATS nodes "
+                    f"(--nats-cluster {self.nats_replicas})"
+                )
+
+    def _nats_nodes(self, count: int) -> list[EmbeddedNats]:
+        """One node, or ``count`` nodes of one JetStream cluster (routes on 127.0.0.1)."""
+        if count not in (1, 3, 5):
+            raise ValueError(
+                f"a NATS cluster has 1, 3 or 5 nodes (a majority decides), not {count}"
+            )
+        authorization = authorization_block(self.nats_passwords, self._bus_env)
+        if count == 1:
+            return [
+                EmbeddedNats(
+                    self.data_dir / "nats",
+                    sink=self.config.sink,
+                    log_file=self.log_dir / "nats.log",
+                    authorization=authorization,
+                )
+            ]
+        names = [f"storycore-{index}" for index in range(1, count + 1)]
+        cluster = NatsCluster.of("storycore", names)
+        return [
+            EmbeddedNats(
+                self.data_dir / f"nats-{index}",
+                sink=self.config.sink,
+                log_file=self.log_dir / f"nats-{index}.log",
+                authorization=authorization,
+                server_name=name,
+                cluster=cluster,
+            )
+            for index, name in enumerate(names, start=1)
+        ]
 
     # Both wait until ready, on the port they had; one that never gets ready is killed, so a
     # later attempt does not find the port taken.
@@ -396,15 +469,14 @@ class Stack:
         assert self.postgres.process is not None
         return self.postgres.process
 
-    def _start_nats(self) -> ManagedProcess:
-        assert self.nats is not None
+    def _start_nats(self, node: EmbeddedNats) -> ManagedProcess:
         try:
-            self.nats.start()
+            node.start()
         except BaseException:
-            self.nats.kill()
+            node.kill()
             raise
-        assert self.nats.process is not None
-        return self.nats.process
+        assert node.process is not None
+        return node.process
 
     async def prepare_database(self) -> None:
         if self.postgres is not None:
@@ -423,14 +495,24 @@ class Stack:
         await self.migrate_all()
 
     async def provision_nats(self) -> None:
-        """Streams and buckets, as the provisioning identity, before any service starts."""
-        try:
-            await provision(self.nats_url, env=self._bus_env)
-        except Exception as exc:
-            raise RuntimeError(
-                f"provisioning NATS at {self.nats_server_url} failed ({exc!r}); with NATS_URL, "
-                "it must carry credentials allowed to manage streams (README, event bus)"
-            ) from exc
+        """Streams and buckets, as the provisioning identity, before any service starts. A new
+        cluster answers only once it has elected its metadata leader: until then, try again."""
+        env = {**self._bus_env, REPLICAS_SETTING: str(self.nats_replicas)}
+        clustered = len(self.nats_nodes) > 1
+        deadline = time.monotonic() + self.config.ready_timeout
+        while True:
+            try:
+                await provision(self.nats_url, env=env)
+                return
+            except Exception as exc:
+                if clustered and time.monotonic() < deadline:
+                    await asyncio.sleep(0.5)
+                    continue
+                raise RuntimeError(
+                    f"provisioning NATS at {self.nats_server_url} failed ({exc!r}); with "
+                    "NATS_URL, it must carry credentials allowed to manage streams (README, "
+                    "event bus)"
+                ) from exc
 
     async def migrate_all(self) -> None:
         for service in self.table.domain_services:

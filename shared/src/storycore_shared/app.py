@@ -152,11 +152,11 @@ def create_service_app(spec: ServiceSpec[Any]) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(spec.name, level=settings.LOG_LEVEL, json_output=settings.LOG_JSON)
         logger.info("service.starting", extra=settings.public_summary())
-        await migrate(settings.DATABASE_URL, spec.schema, spec.migrations)
+        await migrate(settings.direct_database_url, spec.schema, spec.migrations)
         engine = create_engine(settings, spec.schema)
         broker = Broker(settings.NATS_URL, name=spec.name)
         relay = OutboxRelay(
-            database_url=settings.DATABASE_URL,
+            database_url=settings.direct_database_url,
             tables=spec.tables,
             broker=broker,
             streams=spec.publishes,
@@ -171,7 +171,7 @@ def create_service_app(spec: ServiceSpec[Any]) -> FastAPI:
             spec.tables,
             (spec.verifier or default_verifier)(settings),
             health.DatabaseReadiness(
-                database_url=settings.DATABASE_URL,
+                database_url=settings.direct_database_url,
                 schema=spec.schema,
                 name=spec.name,
                 timeout=settings.DATABASE_TIMEOUT_SECONDS,

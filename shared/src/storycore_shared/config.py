@@ -49,6 +49,16 @@ class ServiceSettings(BaseSettings):
     # How long a request may wait for a pooled connection while every one is busy: that is
     # load, not an outage (an unreachable database fails at connect), and the queue drains.
     DATABASE_POOL_TIMEOUT_SECONDS: float = 30.0
+    # DATABASE_URL points at PgBouncer in transaction mode: asyncpg's and SQLAlchemy's
+    # statement caches are off (a prepared statement lives on one server connection, and the
+    # next transaction may get another), and no search_path is sent at connect (PgBouncer
+    # refuses unknown startup parameters; the default "$user" is the service's schema anyway).
+    DATABASE_PGBOUNCER: bool = False
+    # A session of its own, straight to Postgres (or through a session-mode pool), for what a
+    # transaction pool cannot carry: migrations' and the outbox relay's advisory locks, the
+    # relay's LISTEN, and the readiness probe's session settings. Defaults to DATABASE_URL;
+    # required with DATABASE_PGBOUNCER.
+    DATABASE_DIRECT_URL: str | None = None
     NATS_URL: str
     JWT_ISSUER: str = "storycore-auth"
     JWT_AUDIENCE: str = "storycore"
@@ -78,6 +88,21 @@ class ServiceSettings(BaseSettings):
             raise ValueError(
                 f"set {self.ENV_PREFIX}JWKS_URL or STORYCORE_JWKS_URL (or OIDC_ISSUER_URL): "
                 "tokens cannot be verified without the issuer's public keys"
+            )
+        return self
+
+    @property
+    def direct_database_url(self) -> str:
+        """Where session-scoped work connects (see DATABASE_DIRECT_URL)."""
+        return self.DATABASE_DIRECT_URL or self.DATABASE_URL
+
+    @model_validator(mode="after")
+    def _check_pgbouncer(self) -> ServiceSettings:
+        if self.DATABASE_PGBOUNCER and not self.DATABASE_DIRECT_URL:
+            raise ValueError(
+                f"{self.ENV_PREFIX}DATABASE_PGBOUNCER is set but {self.ENV_PREFIX}"
+                "DATABASE_DIRECT_URL is not: migrations and the outbox relay hold advisory locks "
+                "and LISTEN, which need a session connection to Postgres, not a transaction pool"
             )
         return self
 
@@ -112,6 +137,7 @@ class ServiceSettings(BaseSettings):
             "service": self.SERVICE_NAME,
             "environment": self.ENVIRONMENT,
             "database": _strip_credentials(self.DATABASE_URL),
+            "database_pgbouncer": self.DATABASE_PGBOUNCER,
             "nats": _strip_credentials(self.NATS_URL),
             # Its own NATS user (storycore_shared.events.bus); never the password.
             "nats_user": _user(self.NATS_URL),
@@ -127,7 +153,9 @@ def _user(url: str) -> str | None:
 
 
 def _strip_credentials(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    return f"{scheme}://{rest.rpartition('@')[2]}"
+    """The URL without user and password; each server of a comma-separated list (a cluster)."""
+    stripped = []
+    for part in url.split(","):
+        scheme, sep, rest = part.strip().partition("://")
+        stripped.append(f"{scheme}://{rest.rpartition('@')[2]}" if sep else part.strip())
+    return ",".join(stripped)

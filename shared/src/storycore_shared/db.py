@@ -12,10 +12,11 @@ has no rights on any other. Its SQLModel tables hang off its own metadata::
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import asyncpg
 from fastapi import Depends, Request
@@ -75,8 +76,29 @@ def asyncpg_dsn(url: str) -> str:
     return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def create_engine(settings: ServiceSettings, schema: str) -> AsyncEngine:
+def _unique_statement_name() -> str:
+    return f"__asyncpg_{uuid.uuid4().hex}__"
+
+
+def connect_args(settings: ServiceSettings, schema: str) -> dict[str, Any]:
+    """asyncpg's connect arguments for the request pool (see DATABASE_PGBOUNCER)."""
     timeout = settings.DATABASE_TIMEOUT_SECONDS
+    server_settings = {"application_name": settings.SERVICE_NAME, "timezone": "UTC"}
+    args: dict[str, Any] = {"timeout": timeout, "command_timeout": timeout * 6}
+    if settings.DATABASE_PGBOUNCER:
+        # No statement outlives its transaction, and names never collide on a server
+        # connection another client used before (asyncpg's FAQ; SQLAlchemy's asyncpg notes).
+        args |= {
+            "statement_cache_size": 0,
+            "prepared_statement_cache_size": 0,
+            "prepared_statement_name_func": _unique_statement_name,
+        }
+    else:
+        server_settings["search_path"] = check_identifier(schema)
+    return args | {"server_settings": server_settings}
+
+
+def create_engine(settings: ServiceSettings, schema: str) -> AsyncEngine:
     engine = create_async_engine(
         sqlalchemy_url(settings.DATABASE_URL),
         pool_size=settings.DATABASE_POOL_SIZE,
@@ -85,15 +107,7 @@ def create_engine(settings: ServiceSettings, schema: str) -> AsyncEngine:
         # Not SQLAlchemy's ping (three round trips on asyncpg: BEGIN, ";", ROLLBACK, for every
         # request): a connection the server has closed is known without asking (below).
         pool_pre_ping=False,
-        connect_args={
-            "timeout": timeout,
-            "command_timeout": timeout * 6,
-            "server_settings": {
-                "search_path": check_identifier(schema),
-                "application_name": settings.SERVICE_NAME,
-                "timezone": "UTC",
-            },
-        },
+        connect_args=connect_args(settings, check_identifier(schema)),
     )
     event.listen(engine.sync_engine, "checkout", _drop_closed_connection)
     return engine

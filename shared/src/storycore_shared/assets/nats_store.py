@@ -26,7 +26,7 @@ import logging
 import math
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -68,12 +68,21 @@ class BucketNotProvisioned(RuntimeError):
     """The bucket is missing and this identity may not create it: provisioning has not run."""
 
 
-async def provision_bucket(js: JetStreamContext, bucket: str, *, replicas: int = 1) -> ObjectStore:
-    """The bucket, created when it is missing (the provisioning step's job)."""
+async def provision_bucket(
+    js: JetStreamContext, bucket: str, *, replicas: int = 1, update: bool = False
+) -> ObjectStore:
+    """The bucket, created when it is missing (the provisioning step's job). With ``update``,
+    an existing bucket is brought to ``replicas`` copies (its stream, ``OBJ_<bucket>``)."""
     try:
-        return await js.object_store(bucket)
+        store = await js.object_store(bucket)
     except BucketNotFoundError:
         pass
+    else:
+        if update:
+            info = await js.stream_info(f"OBJ_{bucket}")
+            if info.config.num_replicas != replicas:
+                await js.update_stream(replace(info.config, num_replicas=replicas))
+        return store
     config = api.ObjectStoreConfig(storage=api.StorageType.FILE, replicas=replicas)
     try:
         return await js.create_object_store(bucket, config=config)

@@ -9,8 +9,11 @@ awaits :meth:`Broker.connected`::
     nc = await broker.connected()
 
 The URL carries the service's own credentials (``nats://projects:<password>@host:4222``), as
-``DATABASE_URL`` carries its role's. Replies come back under ``_INBOX.<user>.``, the only inbox
-the bus lets that user subscribe to (:mod:`storycore_shared.events.bus`).
+``DATABASE_URL`` carries its role's. A cluster is a comma-separated list of such URLs: the
+client connects to any of them, learns the others from the server, and fails over to the next
+when its server goes away (with the same credentials on every node). Replies come back under
+``_INBOX.<user>.``, the only inbox the bus lets that user subscribe to
+(:mod:`storycore_shared.events.bus`).
 
 Streams are the provisioning step's (:mod:`storycore_shared.events.provision`): a service only
 looks its streams up (:func:`ensure_stream`); on a bus without permissions (the kit's own
@@ -43,11 +46,28 @@ class StreamNotProvisioned(RuntimeError):
     """A stream is missing and this identity may not create it: provisioning has not run."""
 
 
+def nats_servers(url: str) -> list[str]:
+    """The servers of a NATS URL: one, or a comma-separated list (a cluster)."""
+    servers = [part.strip() for part in url.split(",") if part.strip()]
+    if not servers:
+        raise ValueError("a NATS URL names at least one server")
+    return servers
+
+
 def nats_user(url: str) -> str | None:
     """The user named in a NATS URL (the first, when several are given), or None."""
-    first = url.split(",")[0].strip()
-    user = urlsplit(first).username
+    user = urlsplit(nats_servers(url)[0]).username
     return unquote(user) if user else None
+
+
+def _credentials(url: str) -> dict[str, str]:
+    """The first server's user and password as connect options. nats.py sends a server's own
+    credentials only for the servers it was given; set as options they also reach the nodes it
+    discovers from the cluster (which it learns without credentials)."""
+    first = urlsplit(nats_servers(url)[0])
+    if first.username is None or first.password is None:
+        return {}
+    return {"user": unquote(first.username), "password": unquote(first.password)}
 
 
 class Broker:
@@ -69,7 +89,7 @@ class Broker:
         while True:
             try:
                 self.nc = await nats.connect(
-                    self.url,
+                    nats_servers(self.url),
                     name=self.name,
                     allow_reconnect=True,
                     max_reconnect_attempts=-1,
@@ -81,6 +101,7 @@ class Broker:
                     error_cb=self._on_error,
                     disconnected_cb=self._on_disconnected,
                     reconnected_cb=self._on_reconnected,
+                    **_credentials(self.url),
                 )
             except Exception as exc:
                 logger.warning("nats.connect_failed", extra={"error": repr(exc), "retry_in": delay})
@@ -129,11 +150,13 @@ class Broker:
                 await self.nc.close()
 
 
-def stream_config(spec: StreamSpec) -> StreamConfig:
+def stream_config(spec: StreamSpec, *, replicas: int = 1) -> StreamConfig:
+    """The declared stream; ``replicas`` copies of it on a cluster (a quorum must be up)."""
     return StreamConfig(
         name=spec.name,
         subjects=spec.subjects,
         storage=StorageType.FILE,
+        num_replicas=replicas,
         duplicate_window=spec.duplicate_window,
         max_age=spec.max_age_days * 86400,
     )
@@ -163,9 +186,10 @@ async def ensure_stream(js: JetStreamContext, spec: StreamSpec) -> None:
         ) from exc
 
 
-async def provision_stream(js: JetStreamContext, spec: StreamSpec) -> None:
-    """Create the stream, or bring an existing one to this configuration (provisioning only)."""
-    config = stream_config(spec)
+async def provision_stream(js: JetStreamContext, spec: StreamSpec, *, replicas: int = 1) -> None:
+    """Create the stream, or bring an existing one to this configuration (provisioning only),
+    its replica count included: NATS moves a stream between 1 and 3 replicas in place."""
+    config = stream_config(spec, replicas=replicas)
     try:
         await js.add_stream(config)
     except BadRequestError:

@@ -12,6 +12,10 @@ It is idempotent: run again (e.g. after an upgrade), it brings every stream's co
 the declared one. Durable consumers are not made here: each service creates its own, by name
 (the bus module says why). ``SEQUENCES_KEYFRAME_BUCKET`` in the environment renames the
 keyframe bucket, as it does for the service.
+
+``STORYCORE_NATS_REPLICAS`` (1 by default) is how many copies of each stream and bucket a
+JetStream cluster keeps: 3 on a three-node cluster, so losing one node loses nothing and stops
+nothing (a stream needs a majority of its replicas up). It cannot exceed the cluster's size.
 """
 
 from __future__ import annotations
@@ -29,20 +33,33 @@ from storycore_shared.events.bus import BUS, PROVISIONER
 CONNECT_TIMEOUT_SECONDS = 30.0
 
 
+REPLICAS_SETTING = "STORYCORE_NATS_REPLICAS"
+
+
+def replicas_setting(env: Mapping[str, str]) -> int:
+    """``STORYCORE_NATS_REPLICAS``: 1 (a single server) to 5 (JetStream's largest group)."""
+    raw = env.get(REPLICAS_SETTING, "1").strip() or "1"
+    if not raw.isdigit() or not 1 <= int(raw) <= 5:
+        raise ValueError(f"{REPLICAS_SETTING} must be a whole number from 1 to 5, not {raw!r}")
+    return int(raw)
+
+
 async def provision(nats_url: str, *, env: Mapping[str, str] | None = None) -> list[str]:
     """Create (or update) every declared stream and bucket; returns what it provisioned."""
+    env = os.environ if env is None else env
+    replicas = replicas_setting(env)
     broker = Broker(nats_url, name=PROVISIONER)
     await broker.start()
     try:
         js = await asyncio.wait_for(broker.jetstream(), CONNECT_TIMEOUT_SECONDS)
         done: list[str] = []
         for spec in BUS.streams:
-            await provision_stream(js, spec)
+            await provision_stream(js, spec, replicas=replicas)
             done.append(f"stream {spec.name} ({', '.join(spec.subjects)})")
-        for bucket in BUS.buckets(os.environ if env is None else env):
-            await provision_bucket(js, bucket)
+        for bucket in BUS.buckets(env):
+            await provision_bucket(js, bucket, replicas=replicas, update=True)
             done.append(f"bucket {bucket}")
-        return done
+        return [*done, f"{replicas} replica(s) of each"]
     finally:
         await broker.close()
 

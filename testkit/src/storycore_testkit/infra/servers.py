@@ -16,6 +16,7 @@ import signal
 import stat
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from storycore_testkit.infra.processes import (
@@ -206,12 +207,40 @@ class EmbeddedPostgres:
             self.process.kill()
 
 
+@dataclass(frozen=True)
+class NatsCluster:
+    """The cluster a node of :class:`EmbeddedNats` joins: every node's route port (by server
+    name) on 127.0.0.1, and each node's monitoring port (``/jsz`` names the meta leader)."""
+
+    name: str
+    route_ports: dict[str, int]
+    monitor_ports: dict[str, int]
+
+    def block(self, server_name: str) -> str:
+        routes = ", ".join(
+            f'"nats-route://127.0.0.1:{port}"'
+            for name, port in self.route_ports.items()
+            if name != server_name
+        )
+        return (
+            f'http: "127.0.0.1:{self.monitor_ports[server_name]}"\n'
+            f"cluster {{\n  name: {self.name}\n"
+            f'  listen: "127.0.0.1:{self.route_ports[server_name]}"\n'
+            f"  routes: [{routes}]\n}}\n"
+        )
+
+    @classmethod
+    def of(cls, name: str, servers: list[str]) -> NatsCluster:
+        return cls(name, {s: free_port() for s in servers}, {s: free_port() for s in servers})
+
+
 class EmbeddedNats:
     """nats-server with JetStream on a file store; ``sync_interval: always`` unless told not.
 
-    It listens on 127.0.0.1 only and serves no monitoring port. ``authorization`` is a config
-    block (``authorization { users = [...] }``) to require users and their permissions; without
-    it the server is open (the kit's own tests).
+    It listens on 127.0.0.1 only, and serves a monitoring port only as a node of ``cluster``
+    (a JetStream cluster of several of these, see :class:`NatsCluster`). ``authorization`` is a
+    config block (``authorization { users = [...] }``) to require users and their permissions;
+    without it the server is open (the kit's own tests).
     """
 
     def __init__(
@@ -223,6 +252,8 @@ class EmbeddedNats:
         sink: LogSink | None = None,
         log_file: Path | None = None,
         authorization: str | None = None,
+        server_name: str = "storycore-dev",
+        cluster: NatsCluster | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
@@ -230,6 +261,8 @@ class EmbeddedNats:
         self.sink = sink
         self.log_file = log_file
         self.authorization = authorization
+        self.server_name = server_name
+        self.cluster = cluster
         self.process: ManagedProcess | None = None
 
     @property
@@ -244,9 +277,10 @@ class EmbeddedNats:
         config.chmod(0o600)
         config.write_text(
             f'listen: "127.0.0.1:{self.port}"\n'
-            f'server_name: "storycore-dev"\n'
+            f'server_name: "{self.server_name}"\n'
             f'jetstream {{\n  store_dir: "{self.data_dir / "store"}"\n  {sync}\n}}\n'
             + (f"{self.authorization}\n" if self.authorization else "")
+            + (self.cluster.block(self.server_name) if self.cluster else "")
         )
         self.process = ManagedProcess(
             "nats",
