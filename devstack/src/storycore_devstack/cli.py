@@ -15,6 +15,11 @@ openapi [--check]                       write openapi/storycore.json, the suite'
                                         (--check: fail when the committed file is stale)
 errors-doc [--check]                    write docs/errors.md, the error-code catalogue made from
                                         the code (--check: fail when the committed file is stale)
+kubernetes [--check]                    write deploy/kubernetes/ (base, overlays, NATS values)
+                                        from the route table, compose and the bus declaration
+kubernetes-secrets [--out DIR] [--postgres HOST:PORT] [--postgres-direct HOST:PORT]
+                                        print the storycore-secrets env file, random values
+                                        (--out: write it and the auth signing key into DIR)
 test [pytest args]                      lint, types, import boundaries, then every test
 bench [name ...] [-- script args]       the benchmarks under benchmarks/, printing figures
 """
@@ -302,6 +307,38 @@ def cmd_errors_doc(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_kubernetes(args: argparse.Namespace) -> int:
+    from storycore_devstack.kubernetes import KUBE_DIR, rendered, write
+
+    folder = KUBE_DIR.relative_to(REPO_ROOT)
+    if args.check:
+        stale = [p for p, text in rendered().items() if not p.exists() or p.read_text() != text]
+        if stale:
+            print(f"storycore: {folder} is stale: run `python3 storycore.py kubernetes`")
+            return 1
+        print(f"storycore: {folder} is current")
+        return 0
+    print(f"storycore: wrote {len(write())} files under {folder}")
+    return 0
+
+
+def cmd_kubernetes_secrets(args: argparse.Namespace) -> int:
+    from storycore_devstack.kubernetes import secrets_env, write_secrets
+
+    if args.out is None:
+        print(secrets_env(postgres=args.postgres, postgres_direct=args.postgres_direct), end="")
+        return 0
+    try:
+        written = write_secrets(
+            Path(args.out), postgres=args.postgres, postgres_direct=args.postgres_direct
+        )
+    except FileExistsError as exc:
+        print(f"storycore: not replacing {exc} (Postgres and NATS keep the first passwords)")
+        return 1
+    print(f"storycore: wrote {', '.join(str(p) for p in written)} (keep them out of git)")
+    return 0
+
+
 def cmd_test(args: argparse.Namespace) -> int:
     from storycore_devstack.check import run_checks
 
@@ -386,6 +423,27 @@ def main(argv: list[str] | None = None) -> None:
     errors_doc = sub.add_parser("errors-doc", help="write docs/errors.md (the error codes)")
     errors_doc.add_argument("--check", action="store_true", help="fail when the file is stale")
     errors_doc.set_defaults(func=cmd_errors_doc)
+    kubernetes = sub.add_parser("kubernetes", help="write deploy/kubernetes/ (the manifests)")
+    kubernetes.add_argument("--check", action="store_true", help="fail when a file is stale")
+    kubernetes.set_defaults(func=cmd_kubernetes)
+    kube_secrets = sub.add_parser(
+        "kubernetes-secrets", help="print the storycore-secrets env file (random values)"
+    )
+    kube_secrets.add_argument(
+        "--out", help="write secrets.env and auth-signing-key.pem here instead (never replaced)"
+    )
+    kube_secrets.add_argument(
+        "--postgres",
+        default="postgres:5432",
+        metavar="HOST:PORT",
+        help="where the services' DATABASE_URLs point (default: the dev overlay's postgres)",
+    )
+    kube_secrets.add_argument(
+        "--postgres-direct",
+        metavar="HOST:PORT",
+        help="where DATABASE_DIRECT_URLs (migrations) point (default: --postgres)",
+    )
+    kube_secrets.set_defaults(func=cmd_kubernetes_secrets)
     bench = sub.add_parser("bench", help="run the benchmarks in benchmarks/ (prints figures)")
     bench.add_argument("names", nargs="*", help="only these (file names without .py)")
     bench.set_defaults(func=cmd_bench)
