@@ -24,9 +24,9 @@ from video_editor.render import (
     RenderTrack,
     TextStyle,
     Transition,
-    render,
     timeline_end,
 )
+from video_editor.render.encode import render
 
 W, H, FPS, SR = 160, 90, 12, 48000
 RED, GREEN, BLUE = (255, 0, 0), (0, 255, 0), (0, 0, 255)

@@ -32,7 +32,6 @@ from storycore_shared.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from video_editor import media as probing
 from video_editor.config import Settings
 from video_editor.errors import MediaNotFound, UnsupportedMediaType
 from video_editor.models import clip, export, media, timeline
@@ -151,6 +150,9 @@ class Media:
         source: str,
         source_ref: dict[str, Any] | None = None,
     ) -> MediaPublic:
+        # PyAV, numpy and Pillow load with the first medium, not with the API (its memory).
+        from video_editor import media as probing
+
         try:
             probe = await anyio.to_thread.run_sync(probing.probe, path)
             thumbnail = await anyio.to_thread.run_sync(lambda: probing.thumbnail(path, probe))

@@ -41,7 +41,6 @@ from video_editor.errors import (
     TrackLocked,
     TrackNotFound,
 )
-from video_editor.otio_io import from_otio, to_otio
 from video_editor.render.presets import PRESETS
 from video_editor.timeline_schemas import (
     DIMENSIONS,
@@ -934,6 +933,8 @@ class Timelines:
                 if not _dynamic(medium):
                     statics.add(str(c["id"]))
             _centre_transitions(track_doc["clips"], statics)
+        from video_editor.otio_io import to_otio  # OpenTimelineIO: loaded when first used
+
         try:
             return to_otio(document)
         except ValueError as exc:  # a timeline these rules allow always converts
@@ -951,6 +952,8 @@ class Timelines:
         """Replace the timeline's tracks and clips by an OpenTimelineIO document's (new ids).
         Only clips of this timeline's media (fitting their track) and titles are kept."""
         await self._edit(session, principal, timeline_id, expected_version)
+        from video_editor.otio_io import from_otio  # OpenTimelineIO: loaded when first used
+
         try:
             parsed = from_otio(json.dumps(document, allow_nan=False))
         except Exception as exc:  # the reader and the schema raise errors of many types

@@ -34,7 +34,7 @@ from storycore_shared.jobs.runner import JobContext, JobFailure, JobSpec, health
 from video_editor.config import Settings
 from video_editor.exports import CONTENT_TYPES, EXTENSIONS, download_url, export_key
 from video_editor.models import SCHEMA, assets_table, event_tables, export, job_tables
-from video_editor.render import render
+from video_editor.render.encode import render
 from video_editor.render.spec import (
     KenBurns,
     Rect,
