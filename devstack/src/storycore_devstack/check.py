@@ -54,20 +54,24 @@ def install_node_tools() -> int:
     return 0
 
 
-DEBIAN_TOOLS = (
-    # (package, the commands it gives, the tests that use it)
+DebianTool = tuple[str, tuple[str, ...], str]
+DEBIAN_TOOLS: tuple[DebianTool, ...] = (
+    # (package, the commands it gives, what uses it)
     ("chromium", ("chromium", "chromium-browser", "google-chrome"), "the docs-page test"),
     ("pgbouncer", ("pgbouncer",), "the PgBouncer test (shared/tests/test_pgbouncer.py)"),
 )
+BENCH_TOOLS: tuple[DebianTool, ...] = (
+    ("wrk", ("wrk",), "the load and gateway benchmarks' load generator"),
+)
 
 
-def install_debian_tools() -> None:
-    """Tests drive headless Chromium and a real PgBouncer: install Debian's when missing and we
-    are root (each test skips, saying why, when there is still none)."""
+def install_debian_tools(tools: tuple[DebianTool, ...] = DEBIAN_TOOLS) -> None:
+    """Tests drive headless Chromium and a real PgBouncer, benchmarks wrk: install Debian's when
+    missing and we are root (what needs one says so, and skips, when there is still none)."""
     apt = shutil.which("apt-get")
     root = hasattr(os, "geteuid") and os.geteuid() == 0
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for package, commands, users in DEBIAN_TOOLS:
+    for package, commands, users in tools:
         if any(shutil.which(name) for name in commands):
             continue
         if apt is None or not root:

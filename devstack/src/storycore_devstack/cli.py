@@ -346,6 +346,9 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    from storycore_devstack.check import BENCH_TOOLS, install_debian_tools
+
+    install_debian_tools(BENCH_TOOLS)
     scripts = sorted((REPO_ROOT / "benchmarks").glob("*_bench.py"))
     chosen = [s for s in scripts if not args.names or s.stem in args.names]
     failed = 0
