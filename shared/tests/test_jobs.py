@@ -162,6 +162,17 @@ async def engines() -> AsyncIterator[list[AsyncEngine]]:
         await engine.dispose()
 
 
+def _jobs(toy: Toy) -> Jobs:
+    """The API side of the toy's jobs (status, cancel, streams)."""
+    return Jobs(
+        toy.jobs,
+        toy_spec(toy.name).event_tables,
+        toy.settings(),
+        service="toy",
+        progress_subject=lambda j: f"x.{j}",
+    )
+
+
 def _runner(toy: Toy, broker: Broker, engines: list[AsyncEngine], **settings: Any) -> JobRunner:
     engine = create_async_engine(sqlalchemy_url(toy.database_url))
     engines.append(engine)
@@ -186,13 +197,7 @@ async def test_a_killed_worker_s_job_resumes_with_each_step_done_once(
 
     # Nobody holds the job now: its answer says so instead of a frozen percentage.
     await asyncio.sleep(1.6)
-    jobs = Jobs(
-        toy.jobs,
-        toy_spec(toy.name).event_tables,
-        toy.settings(),
-        service="toy",
-        progress_subject=lambda j: f"x.{j}",
-    )
+    jobs = _jobs(toy)
     public = jobs.public(await toy.job(job_id))
     assert public.status == "processing"
     assert public.waiting_for_worker
@@ -216,13 +221,7 @@ async def test_cancel_takes_effect_within_a_second(
     try:
         job_id = await toy.create(broker, steps=100, delay=0.2, blocking=True)
         await toy.wait_steps(job_id, 2)
-        jobs = Jobs(
-            toy.jobs,
-            toy_spec(toy.name).event_tables,
-            toy.settings(),
-            service="toy",
-            progress_subject=lambda j: f"x.{j}",
-        )
+        jobs = _jobs(toy)
         owner = (await toy.job(job_id))["owner_id"]
         async with transaction(toy.sessionmaker) as session:
             await jobs.cancel(session, principal=Principal(user_id=owner), job_id=job_id)
@@ -338,13 +337,7 @@ async def test_a_stream_ends_with_complete_when_the_job_finishes_between_its_rea
     """Each poll reads the job and its events in two statements (READ COMMITTED). The job is
     cancelled, and committed, right after the first of them: whichever order they run in,
     the stream must still end with one `complete` frame carrying the final status."""
-    jobs = Jobs(
-        toy.jobs,
-        toy_spec(toy.name).event_tables,
-        toy.settings(),
-        service="toy",
-        progress_subject=lambda j: f"x.{j}",
-    )
+    jobs = _jobs(toy)
     owner = uuid.uuid4()
     async with transaction(toy.sessionmaker) as session:
         job_id = (
