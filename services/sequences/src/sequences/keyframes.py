@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 from fastapi import Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sequences.errors import KeyframeNotFound
-from storycore_shared.assets import AssetRecord, Assets
+from storycore_shared.assets import AssetRecord, Assets, one_chunk
 from storycore_shared.assets.http import asset_response
 from storycore_shared.events.contracts.projects import ProjectDeleted
 
@@ -20,10 +19,6 @@ def keyframe_key(job_id: uuid.UUID, index: int) -> str:
 
 def keyframe_url(job_id: uuid.UUID, index: int) -> str:
     return f"/api/sequences/{job_id}/keyframes/{index}"
-
-
-async def _one(data: bytes) -> AsyncIterator[bytes]:
-    yield data
 
 
 class Keyframes:
@@ -48,7 +43,7 @@ class Keyframes:
         return await self.assets.save(
             session,
             key=keyframe_key(job_id, index),
-            chunks=_one(png),
+            chunks=one_chunk(png),
             owner_id=owner_id,
             project_id=project_id,
             content_type="image/png",

@@ -21,7 +21,7 @@ from fastapi import Request, Response
 from sqlalchemy import RowMapping, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storycore_shared.assets import Assets, file_chunks
+from storycore_shared.assets import Assets, file_chunks, one_chunk
 from storycore_shared.assets.http import asset_response
 from storycore_shared.auth import Principal
 from storycore_shared.errors import (
@@ -47,10 +47,6 @@ def media_key(media_id: uuid.UUID) -> str:
 
 def thumbnail_key(media_id: uuid.UUID) -> str:
     return f"media/{media_id}.thumbnail.png"
-
-
-async def _one(data: bytes) -> AsyncIterator[bytes]:
-    yield data
 
 
 class Media:
@@ -173,7 +169,7 @@ class Media:
         await self.assets.save(
             session,
             key=thumbnail_key(media_id),
-            chunks=_one(thumbnail),
+            chunks=one_chunk(thumbnail),
             owner_id=owner,
             project_id=project,
             content_type="image/png",

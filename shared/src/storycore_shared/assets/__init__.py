@@ -25,6 +25,7 @@ from storycore_shared.assets.base import (
     StoredObject,
     download_to,
     file_chunks,
+    one_chunk,
 )
 from storycore_shared.assets.nats_store import NatsAssetStore
 from storycore_shared.assets.records import AssetRecord, Assets, asset_table
@@ -42,6 +43,7 @@ __all__ = [
     "asset_table",
     "download_to",
     "file_chunks",
+    "one_chunk",
 ]
 
 

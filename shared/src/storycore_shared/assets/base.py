@@ -156,6 +156,11 @@ async def fixed_chunks(chunks: AsyncIterable[bytes], size: int) -> AsyncGenerato
 FILE_CHUNK = 256 * 1024
 
 
+async def one_chunk(data: bytes) -> AsyncIterator[bytes]:
+    """Bytes already in memory (a PNG, a .glb) as the chunks :meth:`AssetStore.put` streams."""
+    yield data
+
+
 async def file_chunks(path: Path, size: int = FILE_CHUNK) -> AsyncIterator[bytes]:
     """A local file as the chunks :meth:`AssetStore.put` streams (never whole in memory)."""
     async with await anyio.open_file(path, "rb") as source:

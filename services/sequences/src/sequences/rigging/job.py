@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 from sequences.rigging import repository
@@ -26,13 +25,9 @@ from sequences.rigging.skeleton import (
     build_skeleton,
     resolve,
 )
-from storycore_shared.assets import AssetNotFound, Assets
+from storycore_shared.assets import AssetNotFound, Assets, one_chunk
 from storycore_shared.events.contracts.sequences import RigCreated
 from storycore_shared.jobs.runner import JobContext, JobFailure
-
-
-async def _one(data: bytes) -> AsyncIterator[bytes]:
-    yield data
 
 
 def build(points: dict[str, Vec], height_metres: float) -> tuple[Skeleton, bytes]:
@@ -96,7 +91,7 @@ class Rigging:
             record = await self.assets.save(
                 session,
                 key=key,
-                chunks=_one(glb),
+                chunks=one_chunk(glb),
                 owner_id=job["owner_id"],
                 project_id=job["project_id"],
                 content_type=GLB_TYPE,
