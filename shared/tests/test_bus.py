@@ -39,6 +39,7 @@ from storycore_shared.events.contracts import audio as audio_events
 from storycore_shared.events.contracts import auth as auth_events
 from storycore_shared.events.contracts import llm as llm_events
 from storycore_shared.events.contracts import locations as location_events
+from storycore_shared.events.contracts import productions as production_commands
 from storycore_shared.events.contracts import projects as project_events
 from storycore_shared.events.contracts import sequences as sequence_events
 from storycore_shared.events.contracts import shots as shot_events
@@ -58,6 +59,7 @@ ALL_STREAMS = [
     llm_events.STREAM,
     audio_events.STREAM,
     video_events.STREAM,
+    production_commands.STREAM,
 ]
 BUCKET = "sequences-keyframes"
 
@@ -73,6 +75,8 @@ def test_every_stream_has_exactly_one_publisher_its_owner():
             assert owner_of_subject(event_type) == publishers[0], event_type
     assert owner_of_subject("project.updated") == "projects"
     assert owner_of_subject("user.registered") == "auth"
+    # The saga's commands are the projects service's alone.
+    assert owner_of_subject("production.film.requested") == "projects"
     assert owner_of_subject("sequence.progress.x") == "sequences"
     assert owner_of_subject("audio.mixed") == "audio"
     assert owner_of_subject("video.exported") == "video-editor"
@@ -101,15 +105,20 @@ def test_who_consumes_what():
         return {grant.stream.name for grant in BUS[user].consumes}
 
     assert consumed("shots") == {"PROJECTS", "SEQUENCES"}
-    assert consumed("projects") == {"SHOTS", "SEQUENCES"}
+    # Projects runs the production saga: it reads the answers of llm, audio and the video editor.
+    assert consumed("projects") == {"SHOTS", "SEQUENCES", "LLM", "AUDIO", "VIDEO"}
     assert consumed("locations") == {"PROJECTS"}
-    assert consumed("sequences") == {"PROJECTS"}
+    assert consumed("sequences") == {"PROJECTS", "PRODUCTIONS"}
     assert consumed("sequences-worker") == {"SEQUENCES"}
-    assert consumed("audio") == {"PROJECTS"}
+    assert consumed("audio") == {"PROJECTS", "PRODUCTIONS"}
     assert consumed("audio-worker") == {"AUDIO"}
-    assert consumed("video-editor") == {"PROJECTS", "SEQUENCES", "AUDIO"}
+    assert consumed("video-editor") == {"PROJECTS", "SEQUENCES", "AUDIO", "PRODUCTIONS"}
     assert consumed("video-editor-worker") == {"VIDEO"}
-    assert consumed("auth") == consumed("llm") == set()
+    assert consumed("llm") == {"PRODUCTIONS"}
+    assert consumed("auth") == set()
+    # Only the services that act on production commands read them; no worker does.
+    readers = {i.user for i in BUS if not i.admin and "PRODUCTIONS" in consumed(i.user)}
+    assert readers == {"llm", "sequences", "audio", "video-editor"}
     assert not any("AUTH" in consumed(i.user) for i in BUS if not i.admin), "nobody reads user.>"
     for worker in ("sequences-worker", "audio-worker", "video-editor-worker"):
         assert BUS[worker].streams == (), "worker events go through the outbox"

@@ -42,6 +42,7 @@ from storycore_shared.events.contracts import audio as audio_events
 from storycore_shared.events.contracts import auth as auth_events
 from storycore_shared.events.contracts import llm as llm_events
 from storycore_shared.events.contracts import locations as location_events
+from storycore_shared.events.contracts import productions as production_commands
 from storycore_shared.events.contracts import projects as project_events
 from storycore_shared.events.contracts import sequences as sequence_events
 from storycore_shared.events.contracts import shots as shot_events
@@ -184,13 +185,18 @@ class Bus:
 # Durable consumer names: they are the services' own (see each service's main.py / worker.py).
 BUS = Bus(
     Identity("auth", "auth", streams=(auth_events.STREAM,)),
+    # Projects also owns productions (the story -> film saga): it alone publishes their
+    # commands (production.*) and advances on the answers of llm, sequences, audio and video.
     Identity(
         "projects",
         "projects",
-        streams=(project_events.STREAM,),
+        streams=(project_events.STREAM, production_commands.STREAM),
         consumes=(
             Consumes(shot_events.STREAM, "projects-shots"),
             Consumes(sequence_events.STREAM, "projects-sequences"),
+            Consumes(llm_events.STREAM, "projects-llm"),
+            Consumes(audio_events.STREAM, "projects-audio"),
+            Consumes(video_events.STREAM, "projects-video"),
         ),
     ),
     Identity(
@@ -208,7 +214,12 @@ BUS = Bus(
         streams=(location_events.STREAM,),
         consumes=(Consumes(project_events.STREAM, "locations-projects"),),
     ),
-    Identity("llm", "llm", streams=(llm_events.STREAM,)),
+    Identity(
+        "llm",
+        "llm",
+        streams=(llm_events.STREAM,),
+        consumes=(Consumes(production_commands.STREAM, "llm-productions"),),
+    ),
     # The API: its outbox (sequence.*, rig.*), the job streams' progress wakes, the keyframe
     # bucket (downloads, and deletes when a project goes).
     Identity(
@@ -216,7 +227,10 @@ BUS = Bus(
         "sequences",
         streams=(sequence_events.STREAM,),
         subscribe=("sequence.progress.*", "rig.progress.*"),
-        consumes=(Consumes(project_events.STREAM, "sequences-projects"),),
+        consumes=(
+            Consumes(project_events.STREAM, "sequences-projects"),
+            Consumes(production_commands.STREAM, "sequences-productions"),
+        ),
         buckets=(Bucket("sequences-keyframes", "SEQUENCES_KEYFRAME_BUCKET"),),
     ),
     # The workers: their work queues and progress wakes, the bucket. Their events (e.g.
@@ -238,7 +252,10 @@ BUS = Bus(
         "audio",
         streams=(audio_events.STREAM,),
         subscribe=("audio.progress.*",),
-        consumes=(Consumes(project_events.STREAM, "audio-projects"),),
+        consumes=(
+            Consumes(project_events.STREAM, "audio-projects"),
+            Consumes(production_commands.STREAM, "audio-productions"),
+        ),
         buckets=(Bucket("audio-files", "AUDIO_BUCKET"),),
     ),
     Identity(
@@ -260,6 +277,7 @@ BUS = Bus(
             Consumes(project_events.STREAM, "video-editor-projects"),
             Consumes(sequence_events.STREAM, "video-editor-sequences"),
             Consumes(audio_events.STREAM, "video-editor-audio"),
+            Consumes(production_commands.STREAM, "video-editor-productions"),
         ),
         buckets=(Bucket("video-editor-files", "VIDEO_EDITOR_BUCKET"),),
     ),

@@ -44,22 +44,24 @@ def job_router(
     prefix: str,
     tags: list[str],
     status_suffix: str = "/status",
+    name_prefix: str = "",
 ) -> APIRouter:
     """Status, cancel, stream-ticket and stream routes under ``{prefix}/{job_id}``;
-    ``get_jobs`` is a FastAPI dependency giving the service's :class:`Jobs`."""
+    ``get_jobs`` is a FastAPI dependency giving the service's :class:`Jobs`. ``name_prefix``
+    names the routes (and so their operationIds) apart from another service's job routes."""
     router = APIRouter(prefix=prefix, tags=list(tags))
     # A default, not an Annotated alias: the alias would be local to this function, and
     # annotations are resolved in the module's namespace.
     jobs_dep: Jobs = Depends(get_jobs)
 
-    @router.get("/{job_id}" + status_suffix)
+    @router.get("/{job_id}" + status_suffix, name=f"{name_prefix}get_job_status")
     async def get_job_status(
         job_id: uuid.UUID, session: SessionDep, principal: PrincipalDep, jobs: Jobs = jobs_dep
     ) -> JobPublic:
         """One job's state."""
         return jobs.public(await jobs.owned(session, principal, job_id), viewer=principal.user_id)
 
-    @router.post("/{job_id}/cancel")
+    @router.post("/{job_id}/cancel", name=f"{name_prefix}cancel_job")
     async def cancel_job(
         job_id: uuid.UUID, session: SessionDep, principal: PrincipalDep, jobs: Jobs = jobs_dep
     ) -> JobPublic:
@@ -67,7 +69,7 @@ def job_router(
         job = await jobs.cancel(session, principal=principal, job_id=job_id)
         return jobs.public(job, viewer=principal.user_id)
 
-    @router.post("/{job_id}/stream-ticket")
+    @router.post("/{job_id}/stream-ticket", name=f"{name_prefix}create_stream_ticket")
     async def create_stream_ticket(
         job_id: uuid.UUID, session: SessionDep, principal: PrincipalDep, jobs: Jobs = jobs_dep
     ) -> StreamTicketPublic:
@@ -75,7 +77,12 @@ def job_router(
         ticket = await jobs.issue_ticket(session, principal=principal, job_id=job_id)
         return StreamTicketPublic(ticket=ticket, expires_in=jobs.settings.TICKET_TTL_SECONDS)
 
-    @router.get("/{job_id}/stream", response_model=None, responses=STREAM_RESPONSES)
+    @router.get(
+        "/{job_id}/stream",
+        name=f"{name_prefix}stream_job",
+        response_model=None,
+        responses=STREAM_RESPONSES,
+    )
     async def stream_job(
         job_id: uuid.UUID,
         request: Request,

@@ -97,12 +97,17 @@ class Jobs:
         project_id: uuid.UUID,
         request: Callable[..., EventData],
         kind: str = "",
+        job_id: uuid.UUID | None = None,
         **values: Any,
     ) -> Job:
-        """Record a pending job and its command event (``request(id=, project_id=, owner_id=)``)."""
+        """Record a pending job and its command event (``request(id=, project_id=, owner_id=)``).
+
+        ``job_id`` is the id the caller chose (e.g. a saga's deterministic one, or the id of the
+        record the job renders); a new one without it."""
         job = await repository.create(
             session,
             self.tables,
+            job_id=job_id,
             project_id=project_id,
             owner_id=principal.user_id,
             kind=kind,
