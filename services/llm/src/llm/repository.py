@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from llm.models import ResponseCache, Scenario, UsageRecord
+from llm.models import ResponseCache, Scenario, UsageRecord, event_tables
 
 
 async def cache_get(session: AsyncSession, key: str, now: datetime) -> ResponseCache | None:
@@ -92,6 +92,11 @@ async def get_scenario(
     ).first()
 
 
+async def find_scenario(session: AsyncSession, scenario_id: uuid.UUID) -> Scenario | None:
+    """The scenario ``scenario_id`` whoever owns it: the caller checks the owner."""
+    return (await session.scalars(select(Scenario).where(col(Scenario.id) == scenario_id))).first()
+
+
 async def list_scenarios(
     session: AsyncSession, user_id: uuid.UUID, *, offset: int, limit: int
 ) -> tuple[list[Scenario], int]:
@@ -105,3 +110,17 @@ async def list_scenarios(
         .limit(limit)
     )
     return list(rows.all()), int(total or 0)
+
+
+async def event_added(session: AsyncSession, event_type: str, data_id: uuid.UUID) -> bool:
+    """Whether the outbox holds an event ``event_type`` whose data's id is ``data_id`` (the
+    envelope's own id is random; published rows are kept for days)."""
+    outbox = event_tables.outbox
+    found = await session.scalar(
+        select(outbox.c.seq)
+        .where(
+            outbox.c.subject == event_type, outbox.c.payload["data"]["id"].astext == str(data_id)
+        )
+        .limit(1)
+    )
+    return found is not None

@@ -66,8 +66,12 @@ async def transform(
     provider: Provider,
     story: str,
     document: ScenarioDocument,
+    scenario_id: uuid.UUID | None = None,
 ) -> Scenario:
+    """Store ``document`` as the caller's new scenario (``scenario_id`` when a production names
+    it, else a fresh id) and add its ``scenario.created`` event."""
     scenario = Scenario(
+        id=scenario_id or uuid.uuid4(),
         user_id=principal.user_id,
         title=document.meta.titre[:255] or "Sans titre",
         provider=provider.name,
