@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from audio.config import Settings
 from audio.models import SCHEMA, assets_table, event_tables, project_replica, rate_limits
+from audio.productions import Productions
 from audio.routes import projects_router, router
 from audio.service import Audio, make_jobs
 from audio.state import AudioState
@@ -14,6 +15,7 @@ from storycore_shared.app import Runtime, ServiceSpec, create_service_app
 from storycore_shared.assets import Assets, asset_store
 from storycore_shared.events.consumer import EventConsumer
 from storycore_shared.events.contracts import audio as audio_events
+from storycore_shared.events.contracts import productions as production_commands
 from storycore_shared.events.contracts.projects import ProjectDeleted
 from storycore_shared.ratelimit import RateLimiter
 from storycore_shared.replicas.projects import ProjectDirectory
@@ -47,7 +49,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async def cascade(session: AsyncSession, data: ProjectDeleted) -> None:
             await state.audio.on_project_deleted(session, data)
 
-        return [directory.consumer(runtime, name="audio-projects", on_deleted=cascade)]
+        return [
+            directory.consumer(runtime, name="audio-projects", on_deleted=cascade),
+            # The saga's commands: a handler queues a render (or cancels some) in its
+            # transaction; a slow one (a busy database, a cancel waiting for a worker's step)
+            # must not be redelivered meanwhile.
+            EventConsumer(
+                name="audio-productions",
+                stream=production_commands.STREAM,
+                handlers=Productions(state.audio).handlers(),
+                sessionmaker=runtime.sessionmaker,
+                tables=runtime.tables,
+                broker=runtime.broker,
+                ack_wait=60.0,
+            ),
+        ]
 
     return create_service_app(
         ServiceSpec(

@@ -56,6 +56,10 @@ VoiceStyle = Annotated[str, _label(profiles.VOICE_STYLES)]
 Emotion = Annotated[str, _label(profiles.EMOTIONS)]
 Language = Annotated[str, StringConstraints(min_length=2, max_length=35), TextRules]
 Seconds = Annotated[FiniteFloat, Field(ge=0, le=3600)]
+# How long a render (music, sfx, ambience) may be, and a mix, in seconds.
+MIN_RENDER_SECONDS, MAX_RENDER_SECONDS = 1, 600
+MAX_MIX_SECONDS = 3600
+RenderSeconds = Annotated[FiniteFloat, Field(ge=MIN_RENDER_SECONDS, le=MAX_RENDER_SECONDS)]
 
 
 class Strict(BaseModel):
@@ -104,7 +108,7 @@ class RenderingRequest(Strict):
     voice: VoiceOptions | None = None
     music: MusicOptions | None = None
     sfx: SfxOptions | None = None
-    duration_seconds: Annotated[FiniteFloat, Field(ge=1, le=600)] | None = None
+    duration_seconds: RenderSeconds | None = None
     format: Format = "wav"
     bit_depth: BitDepth = 24
     seed: Annotated[Int64, Field(ge=0, le=2**32 - 1)] | None = None
@@ -165,7 +169,7 @@ class MixRequest(Strict):
     tracks: Annotated[list[MixTrackIn], Field(min_length=2, max_length=32)]
     output_format: Format = "wav"
     bit_depth: BitDepth = 24
-    output_duration_seconds: Annotated[FiniteFloat, Field(gt=0, le=3600)] | None = None
+    output_duration_seconds: Annotated[FiniteFloat, Field(gt=0, le=MAX_MIX_SECONDS)] | None = None
     sample_rate: Literal[22050, 32000, 44100, 48000] = 48000
     channels: Literal["mono", "stereo"] = "stereo"
     normalize_lufs: Annotated[FiniteFloat, Field(ge=-40, le=-5)] | None = -16.0

@@ -10,7 +10,8 @@ from __future__ import annotations
 import contextlib
 import tempfile
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from audio.schemas import (
     ExportMixRequest,
     GenerateRequest,
     MixRequest,
+    MixTrackIn,
     MultitrackPublic,
     MultitrackRequest,
     MusicOptions,
@@ -179,6 +181,32 @@ def build_profile(kind: str, data: RenderingRequest) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class MixOutput:
+    """What a mix renders to, besides its tracks. With ``ducking``, the tracks that are not
+    dialogue duck under those that are (when there are some)."""
+
+    format: str
+    bit_depth: int
+    sample_rate: int
+    channels: int
+    duration_seconds: float | None
+    normalize_lufs: float | None
+    ducking: bool
+
+    @classmethod
+    def of(cls, data: MixRequest) -> MixOutput:
+        return cls(
+            format=data.output_format,
+            bit_depth=data.bit_depth,
+            sample_rate=data.sample_rate,
+            channels=1 if data.channels == "mono" else 2,
+            duration_seconds=data.output_duration_seconds,
+            normalize_lufs=data.normalize_lufs,
+            ducking=data.ducking == "auto",
+        )
+
+
 def channels_of(kind: str, stem: str | None = None) -> int:
     if kind == "voice" or stem in ("voice", "bass"):
         return 1
@@ -265,6 +293,23 @@ class Audio:
             session, data.project_id, principal, write=True, lock=False
         )
         record_id = uuid.uuid4()
+        await self.queue_generate(
+            session, principal=principal, project_id=project.id, record_id=record_id, data=data
+        )
+        return await self.get(session, principal=principal, audio_id=record_id)
+
+    async def queue_generate(
+        self,
+        session: AsyncSession,
+        *,
+        principal: Principal,
+        project_id: uuid.UUID,
+        record_id: uuid.UUID,
+        data: GenerateRequest,
+    ) -> None:
+        """Queue the render of the record ``record_id`` (its job has the same id) in
+        ``project_id``, whose access the caller checked. A language no voice speaks is a 422,
+        raised before anything is written."""
         kind = data.audio_type
         profile = {**build_profile(kind, data), "seed": seed_of(data, record_id)}
         params = {
@@ -280,13 +325,12 @@ class Audio:
         await self._queue(
             session,
             principal=principal,
-            project_id=project.id,
+            project_id=project_id,
             kind="generate",
             params=params,
             job_id=record_id,
             records=[self._record(record_id, kind, data, profile, None)],
         )
-        return await self.get(session, principal=principal, audio_id=record_id)
 
     def _record(
         self,
@@ -386,19 +430,39 @@ class Audio:
         project = await self.directory.require(
             session, data.project_id, principal, write=True, lock=False
         )
-        rows = await self._mixable(
-            session, principal, project.id, [t.audio_id for t in data.tracks]
+        return await self.queue_mix(
+            session,
+            principal=principal,
+            project_id=project.id,
+            record_id=uuid.uuid4(),
+            tracks=data.tracks,
+            output=MixOutput.of(data),
         )
+
+    async def queue_mix(
+        self,
+        session: AsyncSession,
+        *,
+        principal: Principal,
+        project_id: uuid.UUID,
+        record_id: uuid.UUID,
+        tracks: Sequence[MixTrackIn],
+        output: MixOutput,
+    ) -> AudioPublic:
+        """Queue the mix ``record_id`` (its job has the same id) of ``tracks`` in
+        ``project_id``, whose access the caller checked. Every track must be one of the
+        caller's completed records of the project: 404 for any other, 409 until rendered,
+        raised before anything is written."""
+        rows = await self._mixable(session, principal, project_id, [t.audio_id for t in tracks])
         categories = {
-            t.audio_id: t.category or profiles.categorise(dict(rows[t.audio_id]))
-            for t in data.tracks
+            t.audio_id: t.category or profiles.categorise(dict(rows[t.audio_id])) for t in tracks
         }
         keys = {i for i, c in categories.items() if c == "dialogue"}
-        duck = data.ducking == "auto" and bool(keys)
-        tracks = []
-        for t in data.tracks:
+        duck = output.ducking and bool(keys)
+        mixed = []
+        for t in tracks:
             row = rows[t.audio_id]
-            tracks.append(
+            mixed.append(
                 {
                     "audio_id": str(t.audio_id),
                     "asset_key": row["asset_key"],
@@ -418,16 +482,22 @@ class Audio:
                 }
             )
         master = {
-            "sample_rate": data.sample_rate,
-            "channels": 1 if data.channels == "mono" else 2,
-            "duration_seconds": data.output_duration_seconds,
-            "normalize_lufs": data.normalize_lufs,
+            "sample_rate": output.sample_rate,
+            "channels": output.channels,
+            "duration_seconds": output.duration_seconds,
+            "normalize_lufs": output.normalize_lufs,
             "limiter_dbfs": profiles.MASTER["limiter_dbfs"],
             "ducking": duck,
         }
-        profile = {"profile_type": "mix", "master": master, "tracks": tracks}
+        profile = {"profile_type": "mix", "master": master, "tracks": mixed}
         return await self._queue_mix(
-            session, principal, project.id, data.output_format, data.bit_depth, profile
+            session,
+            principal,
+            project_id,
+            output.format,
+            output.bit_depth,
+            profile,
+            record_id=record_id,
         )
 
     async def _queue_mix(
@@ -439,8 +509,9 @@ class Audio:
         bit_depth: int,
         profile: dict[str, Any],
         configuration_id: uuid.UUID | None = None,
+        record_id: uuid.UUID | None = None,
     ) -> AudioPublic:
-        record_id = uuid.uuid4()
+        record_id = record_id or uuid.uuid4()
         master = profile["master"]
         params = {
             "type": "mix",

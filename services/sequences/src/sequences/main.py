@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sequences.config import Settings
 from sequences.keyframes import Keyframes
 from sequences.models import SCHEMA, assets_table, event_tables, project_replica, rate_limits
+from sequences.productions import Productions
 from sequences.rigging.routes import router as rigging_router
 from sequences.rigging.service import Rigs, make_rig_jobs
 from sequences.routes import router
@@ -16,6 +17,7 @@ from sequences.state import SequencesState
 from storycore_shared.app import Runtime, ServiceSpec, create_service_app
 from storycore_shared.assets import Assets, asset_store
 from storycore_shared.events.consumer import EventConsumer
+from storycore_shared.events.contracts import productions as production_commands
 from storycore_shared.events.contracts import sequences as sequence_events
 from storycore_shared.events.contracts.projects import ProjectDeleted
 from storycore_shared.ratelimit import RateLimiter
@@ -56,7 +58,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await state.keyframes.on_project_deleted(session, data)
             await state.rigs.on_project_deleted(session, data)
 
-        return [directory.consumer(runtime, name="sequences-projects", on_deleted=cascade)]
+        return [
+            directory.consumer(runtime, name="sequences-projects", on_deleted=cascade),
+            # The saga's commands: a handler queues a job (or cancels some) in its transaction;
+            # a slow one (a busy database, a cancel waiting for a worker's step) must not be
+            # redelivered meanwhile.
+            EventConsumer(
+                name="sequences-productions",
+                stream=production_commands.STREAM,
+                handlers=Productions(state.sequences).handlers(),
+                sessionmaker=runtime.sessionmaker,
+                tables=runtime.tables,
+                broker=runtime.broker,
+                ack_wait=60.0,
+            ),
+        ]
 
     return create_service_app(
         ServiceSpec(

@@ -66,6 +66,12 @@ class Sequences:
         self.settings = settings
         self.jobs = jobs
 
+    def unavailable(self, backend: str) -> str | None:
+        """Why ``backend`` cannot render here (comfyui without its URL), or None when it can."""
+        if backend == "comfyui" and not self.settings.COMFYUI_URL:
+            return "The comfyui image backend is not configured here."
+        return None
+
     async def generate(
         self,
         session: AsyncSession,
@@ -77,8 +83,8 @@ class Sequences:
             session, data.project_id, principal, write=True, lock=False
         )
         backend = data.settings.image_backend or self.settings.IMAGE_BACKEND
-        if backend == "comfyui" and not self.settings.COMFYUI_URL:
-            raise ServiceUnavailable("The comfyui image backend is not configured here.")
+        if (reason := self.unavailable(backend)) is not None:
+            raise ServiceUnavailable(reason)
         return await self.jobs.create(
             session,
             principal=principal,
