@@ -121,8 +121,10 @@ class Exports:
         timeline: RowMapping,
         tree: dict[str, Any],
         data: ExportRequest,
+        export_id: uuid.UUID | None = None,
     ) -> ExportPublic:
-        """Queue an export of ``tree`` (the timeline's whole answer, as of now)."""
+        """Queue an export of ``tree`` (the timeline's whole answer, as of now); its id is
+        ``export_id`` when the caller chose it (a production's), else a new one."""
         size = PRESETS.get(data.preset)
         width, height = (data.width, data.height) if size is None else size
         if data.width is not None and data.height is not None:
@@ -152,7 +154,7 @@ class Exports:
             }
         if not any(t["clips"] for t in tree["tracks"]):
             raise InvalidEdit("The timeline has no clips: there is nothing to export.")
-        export_id = uuid.uuid4()
+        export_id = export_id if export_id is not None else uuid.uuid4()
         params = {
             "timeline_id": str(timeline["id"]),
             "width": width,

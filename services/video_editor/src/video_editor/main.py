@@ -11,9 +11,11 @@ from storycore_shared.assets import Assets, asset_store
 from storycore_shared.events.consumer import EventConsumer
 from storycore_shared.events.contracts import StreamSpec
 from storycore_shared.events.contracts import audio as audio_events
+from storycore_shared.events.contracts import productions as production_commands
 from storycore_shared.events.contracts import sequences as sequence_events
 from storycore_shared.events.contracts import video as video_events
 from storycore_shared.events.contracts.audio import AudioDeleted
+from storycore_shared.events.contracts.productions import FilmRequested, ProductionCancelled
 from storycore_shared.events.contracts.projects import ProjectDeleted
 from storycore_shared.events.contracts.sequences import SequenceGenerated
 from storycore_shared.ratelimit import RateLimiter
@@ -23,6 +25,7 @@ from video_editor.config import Settings
 from video_editor.exports import Exports, make_jobs
 from video_editor.media_service import Media
 from video_editor.models import SCHEMA, assets_table, event_tables, project_replica, rate_limits
+from video_editor.productions import Productions
 from video_editor.routes import UPLOAD_PATH, router
 from video_editor.state import VideoEditorState
 from video_editor.storyboards import Storyboards
@@ -67,7 +70,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await state.exports.on_project_deleted(session, data)
             await state.media.assets.delete_project(session, data.project_id)
 
-        def consumer(name: str, stream: StreamSpec, handlers: dict[Any, Any]) -> EventConsumer:
+        def consumer(
+            name: str, stream: StreamSpec, handlers: dict[Any, Any], **options: Any
+        ) -> EventConsumer:
             return EventConsumer(
                 name=name,
                 stream=stream,
@@ -75,7 +80,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 sessionmaker=runtime.sessionmaker,
                 tables=runtime.tables,
                 broker=runtime.broker,
+                **options,
             )
+
+        productions = Productions(state.timelines, state.media, state.storyboards, state.exports)
 
         return [
             directory.consumer(runtime, name="video-editor-projects", on_deleted=cascade),
@@ -86,6 +94,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ),
             consumer(
                 "video-editor-audio", audio_events.STREAM, {AudioDeleted: events.on_audio_deleted}
+            ),
+            # A film fetches its keyframes and mix in its transaction: seconds, not the default
+            # 10 s of ack_wait; one command per transaction, and a watchdog that leaves such a
+            # handler running (by default it restarts a loop silent for 30 s).
+            consumer(
+                "video-editor-productions",
+                production_commands.STREAM,
+                {
+                    FilmRequested: productions.on_film_requested,
+                    ProductionCancelled: productions.on_cancelled,
+                },
+                ack_wait=60.0,
+                stall_after=60.0,
+                batch_size=1,
             ),
         ]
 

@@ -1,5 +1,6 @@
 """Media of a timeline: streamed uploads, imports by reference (a keyframe from sequences, an
-audio record from audio, fetched with the caller's own token), files and thumbnails.
+audio record from audio, fetched with the caller's own token, or for a production's command,
+which has none, with a media URL signed for its owner), files and thumbnails.
 
 Whatever arrives is received into a temporary file first (never whole in memory), its type
 decided from its bytes and proven by opening it in the decoder (415 otherwise), then stored in
@@ -32,6 +33,7 @@ from storycore_shared.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
+from storycore_shared.media import MediaSigner
 from video_editor.config import Settings
 from video_editor.errors import MediaNotFound, UnsupportedMediaType
 from video_editor.models import clip, export, media, timeline
@@ -53,6 +55,7 @@ class Media:
     def __init__(self, settings: Settings, assets: Assets) -> None:
         self.settings = settings
         self.assets = assets
+        self.signer = MediaSigner.from_settings(settings)
 
     # -- answers ---------------------------------------------------------------------------
 
@@ -204,10 +207,22 @@ class Media:
 
     # -- imports by reference --------------------------------------------------------------
 
+    def _authorised(self, url: str, principal: Principal) -> tuple[str, dict[str, str]]:
+        """``url`` and the headers that prove ``principal`` to the service owning it: the
+        caller's bearer token, or without one (a production's command: no token outlives the
+        request that started it) the path signed for ``principal.user_id``, which the byte
+        routes accept (``MediaPrincipalDep``) and hold to the same owner check."""
+        if principal.token is not None:
+            return url, {"Authorization": f"Bearer {principal.token}"}
+        parsed = httpx.URL(url)
+        signed = self.signer.sign(parsed.path, user_id=principal.user_id)
+        return str(parsed.copy_with(raw_path=signed.encode())), {}
+
     async def _fetch(self, url: str, principal: Principal, target: Path, what: str) -> None:
-        """Stream ``url`` (an owning service's route) into ``target`` with the caller's token:
-        its 404 is ours, its outage a 503, its slowness a 504, anything else a 502."""
-        headers = {"Authorization": f"Bearer {principal.token}"}
+        """Stream ``url`` (an owning service's byte route) into ``target`` as ``principal``
+        (see :meth:`_authorised`): its 403/404 is our 404, its outage a 503, its slowness a 504,
+        anything else a 502."""
+        url, headers = self._authorised(url, principal)
         try:
             async with (
                 httpx.AsyncClient(timeout=self.settings.IMPORT_TIMEOUT_SECONDS) as client,
@@ -258,6 +273,29 @@ class Media:
             f"{base}/api/sequences/{sequence_job_id}/result", principal, "storyboard"
         )
 
+    async def _fetch_audio(
+        self, principal: Principal, timeline: RowMapping, audio_id: uuid.UUID, target: Path
+    ) -> str:
+        """Download an audio record into ``target``; the medium's name.
+
+        With a token, the record is read first: it must be in the timeline's project and
+        completed. Without one (a production's command) it is not, as its route takes bearer
+        tokens only: projects vouches for the project, and the signed download checks the
+        owner and answers only a completed record (409 otherwise)."""
+        base = self.settings.AUDIO_URL.rstrip("/")
+        name = f"audio-{audio_id}"
+        if principal.token is not None:
+            record = await self._json(f"{base}/api/audio/{audio_id}", principal, "audio")
+            if record.get("project_id") != str(timeline["project_id"]):
+                raise NotFound(f"No audio {audio_id} in this timeline's project.")
+            if record.get("status") != "completed":
+                raise Unprocessable(
+                    f"The audio is {record.get('status')}; import it once completed."
+                )
+            name = f"{record.get('type', 'audio')}-{audio_id}.{record.get('format', 'wav')}"
+        await self._fetch(f"{base}/api/audio/{audio_id}/download", principal, target, "audio")
+        return name
+
     async def import_media(
         self,
         session: AsyncSession,
@@ -279,20 +317,7 @@ class Media:
                 }
                 kind = "keyframe"
             else:
-                base = self.settings.AUDIO_URL.rstrip("/")
-                record = await self._json(f"{base}/api/audio/{source.audio_id}", principal, "audio")
-                if record.get("project_id") != str(timeline["project_id"]):
-                    raise NotFound(f"No audio {source.audio_id} in this timeline's project.")
-                if record.get("status") != "completed":
-                    raise Unprocessable(
-                        f"The audio is {record.get('status')}; import it once completed."
-                    )
-                await self._fetch(
-                    f"{base}/api/audio/{source.audio_id}/download", principal, target, "audio"
-                )
-                name = (
-                    f"{record.get('type', 'audio')}-{source.audio_id}.{record.get('format', 'wav')}"
-                )
+                name = await self._fetch_audio(principal, timeline, source.audio_id, target)
                 ref, kind = {"audio_id": str(source.audio_id)}, "audio"
             return await self._store(
                 session, timeline=timeline, path=target, name=name, source=kind, source_ref=ref

@@ -1,5 +1,6 @@
 """Storyboards: the generated sequences a project has (recorded from ``sequence.generated``), and
-``from-sequence``, which lays one out on a timeline.
+``from-sequence``, which lays one out on a timeline (a production's film lays several out one
+after the other, by the same rule: :func:`shot_clips`).
 
 The layout keeps each shot's own time whole: shot i owns ``[S_i, S_i + d_i)`` where ``S_i`` is
 the sum of the planned durations before it, and from the second shot on a clip starts
@@ -10,6 +11,8 @@ in, or out, alternately)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,6 +25,7 @@ from video_editor.schemas import (
     AudioImport,
     FromSequenceRequest,
     KeyframeImport,
+    MediaPublic,
     StoryboardPublic,
     StoryboardsPublic,
 )
@@ -38,6 +42,35 @@ from video_editor.timelines import Timelines
 DISSOLVE = 0.5
 FULL = Rect(x=0.0, y=0.0, w=1.0, h=1.0)
 CLOSE = Rect(x=0.05, y=0.05, w=0.9, h=0.9)
+
+
+class Still(NamedTuple):
+    """A keyframe medium of the timeline and how long its shot lasts."""
+
+    media_id: uuid.UUID
+    seconds: float
+
+
+def shot_clips(stills: Iterable[Still]) -> list[ClipCreate]:
+    """The clips of shots laid end to end: shot i owns ``[S_i, S_i + d_i)``; from the second
+    on a clip starts ``DISSOLVE`` early, dissolving over the previous one, so the clips end
+    where the shots' durations add up to; the Ken Burns pushes in and out alternately."""
+    clips: list[ClipCreate] = []
+    begin = 0.0
+    for index, still in enumerate(stills):
+        lead = DISSOLVE if index > 0 else 0.0
+        push = (FULL, CLOSE) if index % 2 == 0 else (CLOSE, FULL)
+        clips.append(
+            ClipCreate(
+                media_id=still.media_id,
+                start=round(begin - lead, 6),
+                duration=round(still.seconds + lead, 6),
+                transition_in=Transition(type="dissolve", duration=DISSOLVE) if lead else None,
+                ken_burns=KenBurns(from_rect=push[0], to_rect=push[1]),
+            )
+        )
+        begin += still.seconds
+    return clips
 
 
 class Storyboards:
@@ -76,16 +109,9 @@ class Storyboards:
         shots = result.get("shots") or []
         if not shots:
             raise Unprocessable("The storyboard has no shots.")
-        track = await self.timelines.add_track(
-            session,
-            principal=principal,
-            timeline_id=timeline_id,
-            data=TrackCreate(kind="video", name="Storyboard"),
-            expected_version=None,
-        )
-        begin = 0.0
+        stills: list[Still] = []
         for index, shot in enumerate(shots):
-            still = await self.media.import_media(
+            medium = await self.media.import_media(
                 session,
                 principal=principal,
                 timeline=timeline,
@@ -93,23 +119,8 @@ class Storyboards:
                     source="keyframe", sequence_job_id=data.sequence_job_id, index=index
                 ),
             )
-            seconds = float(shot["duration_seconds"])
-            lead = DISSOLVE if index > 0 else 0.0
-            push = (FULL, CLOSE) if index % 2 == 0 else (CLOSE, FULL)
-            await self.timelines.add_clip(
-                session,
-                principal=principal,
-                track_id=track.id,
-                data=ClipCreate(
-                    media_id=still.id,
-                    start=round(begin - lead, 6),
-                    duration=round(seconds + lead, 6),
-                    transition_in=Transition(type="dissolve", duration=DISSOLVE) if lead else None,
-                    ken_burns=KenBurns(from_rect=push[0], to_rect=push[1]),
-                ),
-                expected_version=None,
-            )
-            begin += seconds
+            stills.append(Still(medium.id, float(shot["duration_seconds"])))
+        sound = None
         if data.audio_id is not None:
             sound = await self.media.import_media(
                 session,
@@ -117,6 +128,39 @@ class Storyboards:
                 timeline=timeline,
                 source=AudioImport(source="audio", audio_id=data.audio_id),
             )
+        return await self.lay_out(
+            session, principal=principal, timeline_id=timeline_id, stills=stills, sound=sound
+        )
+
+    async def lay_out(
+        self,
+        session: AsyncSession,
+        *,
+        principal: Principal,
+        timeline_id: uuid.UUID,
+        stills: Sequence[Still],
+        sound: MediaPublic | None,
+    ) -> TimelinePublic:
+        """Add a video track with one clip per still (see :func:`shot_clips`) and, with
+        ``sound``, an audio track playing it from 0 for as long as both last. The stills and
+        the sound are media of the timeline already."""
+        track = await self.timelines.add_track(
+            session,
+            principal=principal,
+            timeline_id=timeline_id,
+            data=TrackCreate(kind="video", name="Storyboard"),
+            expected_version=None,
+        )
+        for placed in shot_clips(stills):
+            await self.timelines.add_clip(
+                session,
+                principal=principal,
+                track_id=track.id,
+                data=placed,
+                expected_version=None,
+            )
+        if sound is not None:
+            total = sum(still.seconds for still in stills)
             audio_track = await self.timelines.add_track(
                 session,
                 principal=principal,
@@ -124,7 +168,7 @@ class Storyboards:
                 data=TrackCreate(kind="audio", name="Soundtrack"),
                 expected_version=None,
             )
-            length = min(begin, float(sound.duration_seconds or begin))
+            length = min(total, float(sound.duration_seconds or total))
             await self.timelines.add_clip(
                 session,
                 principal=principal,

@@ -528,14 +528,28 @@ class Timelines:
         self, session: AsyncSession, *, principal: Principal, data: TimelineCreate
     ) -> TimelinePublic:
         await self.directory.require(session, data.project_id, principal, write=True)
+        return await self.insert_timeline(
+            session, timeline_id=uuid.uuid4(), owner_id=principal.user_id, data=data
+        )
+
+    async def insert_timeline(
+        self,
+        session: AsyncSession,
+        *,
+        timeline_id: uuid.UUID,
+        owner_id: uuid.UUID,
+        data: TimelineCreate,
+    ) -> TimelinePublic:
+        """Write a timeline whose project and owner the caller vouches for: the project
+        directory is not asked (a production's command comes from projects, the authority on
+        both, and carries no token for the directory's HTTP fallback)."""
         width, height = data.size()
-        timeline_id = uuid.uuid4()
         await repository.add_timeline(
             session,
             {
                 "id": timeline_id,
                 "project_id": data.project_id,
-                "owner_id": principal.user_id,
+                "owner_id": owner_id,
                 "name": data.name,
                 "description": data.description,
                 "aspect_ratio": data.aspect_ratio,
