@@ -211,8 +211,14 @@ def test_a_service_cannot_publish_another_services_subjects(stack: Stack):
     refused(stack, "projects", publish("user.registered"))
     # The workers' events go through the service's outbox: their user cannot publish them.
     refused(stack, "sequences-worker", publish("sequence.generated"))
+    # Production commands carry an owner id that their consumers act for: projects alone
+    # (the saga's owner) may publish them.
+    refused(stack, "llm", publish("production.storyboard.requested"))
+    refused(stack, "audio", publish("production.film.requested"))
+    refused(stack, "video-editor", publish("production.audio.requested"))
+    refused(stack, "audio-worker", publish("production.mix.requested"))
     after = asyncio.run(_streams(stack))
-    for name in ("PROJECTS", "AUTH"):
+    for name in ("PROJECTS", "AUTH", "PRODUCTIONS"):
         assert after[name] == before[name], f"a refused publish reached {name}"
 
 

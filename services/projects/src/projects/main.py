@@ -3,18 +3,39 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from projects.config import Settings
 from projects.events import on_sequence_generated, on_shot_created, on_shot_deleted
 from projects.models import SCHEMA, event_tables
+from projects.production_routes import jobs_router
+from projects.production_routes import router as productions_router
+from projects.productions import Productions
 from projects.routes import router
 from storycore_shared.app import Runtime, ServiceSpec, create_service_app
 from storycore_shared.events.consumer import EventConsumer
+from storycore_shared.events.contracts import audio as audio_events
+from storycore_shared.events.contracts import llm as llm_events
+from storycore_shared.events.contracts import productions as production_commands
 from storycore_shared.events.contracts import projects as project_events
 from storycore_shared.events.contracts import sequences as sequence_events
 from storycore_shared.events.contracts import shots as shot_events
-from storycore_shared.events.contracts.sequences import SequenceGenerated
+from storycore_shared.events.contracts import video as video_events
+from storycore_shared.events.contracts.audio import (
+    AudioCancelled,
+    AudioFailed,
+    AudioGenerated,
+    AudioMixed,
+)
+from storycore_shared.events.contracts.llm import ScenarioPlanFailed, ScenarioPlanned
+from storycore_shared.events.contracts.sequences import (
+    SequenceCancelled,
+    SequenceFailed,
+    SequenceGenerated,
+)
 from storycore_shared.events.contracts.shots import ShotCreated, ShotDeleted
+from storycore_shared.events.contracts.video import ExportCancelled, ExportFailed, VideoExported
+from storycore_shared.media import MediaSigner
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -22,23 +43,68 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()  # read from the environment
 
+    def state(_runtime: Runtime) -> Productions:
+        return Productions(settings, MediaSigner.from_settings(settings))
+
     def consumers(runtime: Runtime) -> list[EventConsumer]:
+        saga = runtime.state
+        assert isinstance(saga, Productions)  # built before the consumers
+
+        async def sequence_generated(session: AsyncSession, data: SequenceGenerated) -> None:
+            await on_sequence_generated(session, data)  # the project's counter
+            await saga.on_sequence_generated(session, data)  # a production's storyboard
+
+        def consumer(name: str, stream: object, handlers: dict[type, object]) -> EventConsumer:
+            return EventConsumer(
+                name=name,
+                stream=stream,  # type: ignore[arg-type]
+                handlers=handlers,  # type: ignore[arg-type]
+                sessionmaker=runtime.sessionmaker,
+                tables=event_tables,
+                broker=runtime.broker,
+            )
+
         return [
-            EventConsumer(
-                name="projects-shots",
-                stream=shot_events.STREAM,
-                handlers={ShotCreated: on_shot_created, ShotDeleted: on_shot_deleted},
-                sessionmaker=runtime.sessionmaker,
-                tables=event_tables,
-                broker=runtime.broker,
+            consumer(
+                "projects-shots",
+                shot_events.STREAM,
+                {ShotCreated: on_shot_created, ShotDeleted: on_shot_deleted},
             ),
-            EventConsumer(
-                name="projects-sequences",
-                stream=sequence_events.STREAM,
-                handlers={SequenceGenerated: on_sequence_generated},
-                sessionmaker=runtime.sessionmaker,
-                tables=event_tables,
-                broker=runtime.broker,
+            consumer(
+                "projects-sequences",
+                sequence_events.STREAM,
+                {
+                    SequenceGenerated: sequence_generated,
+                    SequenceFailed: saga.on_sequence_failed,
+                    SequenceCancelled: saga.on_sequence_cancelled,
+                },
+            ),
+            consumer(
+                "projects-llm",
+                llm_events.STREAM,
+                {
+                    ScenarioPlanned: saga.on_scenario_planned,
+                    ScenarioPlanFailed: saga.on_scenario_plan_failed,
+                },
+            ),
+            consumer(
+                "projects-audio",
+                audio_events.STREAM,
+                {
+                    AudioGenerated: saga.on_audio_generated,
+                    AudioMixed: saga.on_audio_mixed,
+                    AudioFailed: saga.on_audio_failed,
+                    AudioCancelled: saga.on_audio_cancelled,
+                },
+            ),
+            consumer(
+                "projects-video",
+                video_events.STREAM,
+                {
+                    VideoExported: saga.on_video_exported,
+                    ExportFailed: saga.on_export_failed,
+                    ExportCancelled: saga.on_export_cancelled,
+                },
             ),
         ]
 
@@ -47,12 +113,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             name="projects",
             schema=SCHEMA,
             settings=settings,
-            routers=[router],
+            routers=[router, productions_router, jobs_router],
             migrations=MIGRATIONS,
             tables=event_tables,
-            publishes=[project_events.STREAM],
+            publishes=[project_events.STREAM, production_commands.STREAM],
             consumers=consumers,
+            state=state,
             title="StoryCore projects",
-            description="Projects: ownership, visibility, versioned updates and their events.",
+            description=(
+                "Projects: ownership, visibility, versioned updates and their events; "
+                "productions, the story-to-film saga."
+            ),
         )
     )

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from projects import repository
 from projects.models import Project, event_tables
+from projects.productions import delete_productions
 from projects.schemas import ProjectCreate, ProjectUpdate
 from storycore_shared.auth import Principal
 from storycore_shared.db import utcnow
@@ -61,10 +62,10 @@ async def get_readable(
     return check_access(project, project_id, principal, write=False)
 
 
-async def _get_writable(
-    session: AsyncSession, *, principal: Principal, project_id: uuid.UUID
+async def get_writable(
+    session: AsyncSession, *, principal: Principal, project_id: uuid.UUID, lock: bool = False
 ) -> Project:
-    project = await repository.get(session, project_id, lock=True)
+    project = await repository.get(session, project_id, lock=lock)
     return check_access(project, project_id, principal, write=True)
 
 
@@ -76,7 +77,7 @@ async def update_project(
     data: ProjectUpdate,
     expected_version: int | None,
 ) -> Project:
-    project = await _get_writable(session, principal=principal, project_id=project_id)
+    project = await get_writable(session, principal=principal, project_id=project_id, lock=True)
     check_version("project", project.version, expected_version)
     changes = data.changes()
     if not changes:  # nothing to write: no new version, no event
@@ -104,9 +105,10 @@ async def delete_project(
     project_id: uuid.UUID,
     expected_version: int | None,
 ) -> None:
-    project = await _get_writable(session, principal=principal, project_id=project_id)
+    project = await get_writable(session, principal=principal, project_id=project_id, lock=True)
     check_version("project", project.version, expected_version)
     await repository.delete(session, project)
+    await delete_productions(session, project.id)
     await add_event(
         session,
         event_tables,
