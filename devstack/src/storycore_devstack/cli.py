@@ -22,6 +22,10 @@ kubernetes-secrets [--out DIR] [--postgres HOST:PORT] [--postgres-direct HOST:PO
                                         (--out: write it and the auth signing key into DIR)
 test [pytest args]                      lint, types, import boundaries, then every test
 bench [name ...] [-- script args]       the benchmarks under benchmarks/, printing figures
+film story.txt [--out film.mp4] [--url U] [--token T | --email E --password P] [--open]
+                                        story -> film through the running suite: a project, a
+                                        production followed live, the film downloaded (without
+                                        credentials, on this machine: a local demo user)
 """
 
 from __future__ import annotations
@@ -359,6 +363,41 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return failed
 
 
+def cmd_film(args: argparse.Namespace) -> int:
+    from storycore_devstack.film import run  # rich and the rest load for this command only
+
+    return run(args)
+
+
+def _add_film(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    film = sub.add_parser("film", help="turn a story file into a film (through the running suite)")
+    film.add_argument("story", help="the story, a UTF-8 text file (-: standard input)")
+    film.add_argument("--out", help="where the film goes (default: <story name>.mp4)")
+    film.add_argument("--url", help="the gateway (default: the running dev stack's)")
+    film.add_argument("--token", help="an access token (else STORYCORE_TOKEN)")
+    film.add_argument("--email", help="sign in with this account (else STORYCORE_EMAIL)")
+    film.add_argument("--password", help="its password (else STORYCORE_PASSWORD)")
+    film.add_argument("--project", help="an existing project's id (default: a new project)")
+    film.add_argument("--title", help="the film's title (default: the scenario's)")
+    film.add_argument("--shots-per-scene", type=int, choices=range(1, 9), metavar="{1..8}")
+    film.add_argument(
+        "--preset",
+        choices=("youtube_1080p", "youtube_4k", "tiktok", "instagram_feed", "twitter", "custom"),
+        help="the film's frame size (default: youtube_1080p; custom takes --width and --height)",
+    )
+    film.add_argument("--width", type=int, help="with --preset custom: the frame's width")
+    film.add_argument("--height", type=int, help="with --preset custom: the frame's height")
+    film.add_argument("--fps", type=int, help="frames per second (default: 24)")
+    film.add_argument("--quality", choices=("draft", "standard", "high"), help="default: draft")
+    film.add_argument("--language", help="the narration's language, e.g. en-US (default: fr-FR)")
+    film.add_argument(
+        "--open",
+        action="store_true",
+        help="also download the storyboards and the audio into <out stem>_assets/",
+    )
+    film.set_defaults(func=cmd_film)
+
+
 def _timestamp(value: str) -> datetime:
     parsed = datetime.fromisoformat(value)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
@@ -450,6 +489,7 @@ def main(argv: list[str] | None = None) -> None:
     bench = sub.add_parser("bench", help="run the benchmarks in benchmarks/ (prints figures)")
     bench.add_argument("names", nargs="*", help="only these (file names without .py)")
     bench.set_defaults(func=cmd_bench)
+    _add_film(sub)
     test = sub.add_parser("test", help="lint, types, boundaries and the whole test suite")
     test.set_defaults(func=cmd_test)
     args, extra = parser.parse_known_args(argv)
