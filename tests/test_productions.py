@@ -131,6 +131,20 @@ def events(stack: Stack, subject: str, stream: str) -> Counter[str]:
     return asyncio.run(_events(stack.nats_url, subject, stream))
 
 
+def film(
+    stack: Stack, user: Any, pid: str, folder: Path, out: Path, *options: str
+) -> subprocess.CompletedProcess[str]:
+    """``python3 storycore.py film`` on the story, into ``pid``, small and quick."""
+    story = folder / "story.txt"
+    story.write_text(STORY, encoding="utf-8")
+    command = [sys.executable, str(ROOT / "storycore.py"), "film", str(story), "--out", str(out)]
+    command += ["--url", stack.gateway_url, "--token", user.access_token, "--project", pid]
+    command += ["--preset", "custom", "--width", "320", "--height", "180", "--fps", str(FPS)]
+    return subprocess.run(
+        [*command, *options], capture_output=True, text=True, timeout=400, cwd=ROOT, check=False
+    )
+
+
 def check_the_film(api: httpx.Client, user: Any, done: dict[str, Any], film: bytes) -> None:
     """The picture follows the storyboards, shot by shot, and the sound is the narration over
     the ducked music."""
@@ -214,43 +228,9 @@ def test_film_from_the_command_line_is_the_story_told_over_its_music(
 ) -> None:
     user = make_user()
     pid = new_project(api, user)
-    story = tmp_path / "story.txt"
-    story.write_text(STORY, encoding="utf-8")
     out = tmp_path / "film.mp4"
-    run = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "storycore.py"),
-            "film",
-            str(story),
-            "--out",
-            str(out),
-            "--url",
-            stack.gateway_url,
-            "--token",
-            user.access_token,
-            "--project",
-            pid,
-            "--shots-per-scene",
-            "2",
-            "--language",
-            "en-US",
-            "--preset",
-            "custom",
-            "--width",
-            "320",
-            "--height",
-            "180",
-            "--fps",
-            str(FPS),
-            "--open",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=400,
-        cwd=ROOT,
-        check=False,
-    )
+    options = ["--shots-per-scene", "2", "--language", "en-US", "--open"]
+    run = film(stack, user, pid, tmp_path, out, *options)
     assert run.returncode == 0, run.stdout + run.stderr
     listed = api.get(f"/api/projects/{pid}/productions", headers=user.headers).json()
     [done] = listed["productions"]
@@ -312,42 +292,8 @@ def test_a_failing_step_fails_the_film_command_with_its_reason(
 ) -> None:
     user = make_user()
     pid = new_project(api, user)
-    story = tmp_path / "story.txt"
-    story.write_text(STORY, encoding="utf-8")
     out = tmp_path / "film.mp4"
-    run = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "storycore.py"),
-            "film",
-            str(story),
-            "--out",
-            str(out),
-            "--url",
-            stack.gateway_url,
-            "--token",
-            user.access_token,
-            "--project",
-            pid,
-            "--shots-per-scene",
-            "1",
-            "--language",
-            "xx-ZZ",
-            "--preset",
-            "custom",
-            "--width",
-            "320",
-            "--height",
-            "180",
-            "--fps",
-            str(FPS),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-        check=False,
-    )
+    run = film(stack, user, pid, tmp_path, out, "--shots-per-scene", "1", "--language", "xx-ZZ")
     assert run.returncode == 1, run.stdout + run.stderr
     assert "narration" in run.stderr
     assert "xx-ZZ" in run.stderr  # the audio service's reason: an unknown language

@@ -205,7 +205,7 @@ async def test_answers_lead_to_the_mix_the_film_and_a_complete_result(
     job_id, project_id = await _start(session, saga, preset="custom", width=320, height=180, fps=12)
     await saga.on_scenario_planned(session, _plan(job_id))
     for key in ("narration:0", "narration:1", "narration:2", "music"):
-        await saga.on_audio_generated(session, _audio(step_ref(job_id, key)))
+        await saga.on_audio_made(session, _audio(step_ref(job_id, key)))
     [mix] = await _commands(session, "production.mix.requested")
     # The narrations sit at their scenes' starts and are cut at their scenes' ends.
     placed = [
@@ -219,7 +219,7 @@ async def test_answers_lead_to_the_mix_the_film_and_a_complete_result(
         ("dialogue", 10.5, 8.0, 2.0),
     ]
     assert mix["duration_seconds"] == 18.5
-    await saga.on_audio_mixed(
+    await saga.on_audio_made(
         session,
         AudioMixed(
             id=uuid.uuid4(),
@@ -272,7 +272,7 @@ async def test_without_narration_the_music_goes_straight_to_the_film(session: As
     assert [s["audio_type"] for s in await _commands(session, "production.audio.requested")] == [
         "music"
     ]
-    await saga.on_audio_generated(session, _audio(step_ref(job_id, "music")))
+    await saga.on_audio_made(session, _audio(step_ref(job_id, "music")))
     await saga.on_sequence_generated(
         session, _generated(step_ref(job_id, "storyboard:0"), [2, 2.5, 3, 3])
     )
@@ -305,7 +305,7 @@ async def test_a_failed_step_fails_the_production_and_stops_the_others(
     assert set(cancelled["jobs"]) == in_flight
     # A late answer changes nothing: no mix, no film, the failure stands.
     for key in ("narration:0", "narration:2", "music"):
-        await saga.on_audio_generated(session, _audio(step_ref(job_id, key)))
+        await saga.on_audio_made(session, _audio(step_ref(job_id, key)))
     assert await _commands(session, "production.mix.requested") == []
     assert (await _steps(session, saga, job_id))["music"] == "cancelled"
 
@@ -334,14 +334,14 @@ async def test_cancel_stops_the_steps_in_flight_and_ignores_later_answers(
     saga = _saga()
     job_id, _ = await _start(session, saga)
     await saga.on_scenario_planned(session, _plan(job_id))
-    await saga.on_audio_generated(session, _audio(step_ref(job_id, "music")))
+    await saga.on_audio_made(session, _audio(step_ref(job_id, "music")))
     job = await saga.jobs.cancel(session, principal=OWNER, job_id=job_id)
     assert job["status"] == "cancelled"
     [cancelled] = await _commands(session, "production.cancelled")
     assert str(step_ref(job_id, "music")) not in cancelled["jobs"]  # finished before the cancel
     assert len(cancelled["jobs"]) == 5
     for key in ("narration:0", "narration:1", "narration:2"):
-        await saga.on_audio_generated(session, _audio(step_ref(job_id, key)))
+        await saga.on_audio_made(session, _audio(step_ref(job_id, key)))
     assert await _commands(session, "production.mix.requested") == []
     with pytest.raises(JobNotCancellable):
         await saga.jobs.cancel(session, principal=OWNER, job_id=job_id)
@@ -362,7 +362,7 @@ async def test_answers_for_jobs_no_production_asked_for_change_nothing(
     session: AsyncSession,
 ) -> None:
     saga = _saga()
-    await saga.on_audio_generated(session, _audio(uuid.uuid4()))
+    await saga.on_audio_made(session, _audio(uuid.uuid4()))
     other = uuid.uuid4()
     await saga.on_sequence_generated(session, _generated(other, [2]))
     assert await _outbox(session) == []

@@ -22,7 +22,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from audio import profiles
@@ -51,7 +50,6 @@ from storycore_shared.events.contracts.productions import (
 from storycore_shared.events.outbox import add_event
 from storycore_shared.jobs import repository as jobs_repository
 from storycore_shared.jobs.errors import JobNotCancellable, JobNotFound
-from storycore_shared.replicas.projects import ProjectDirectory
 
 Handler = Callable[[AsyncSession, Any], Awaitable[None]]
 
@@ -136,30 +134,6 @@ def mix_track(track: MixTrack) -> MixTrackIn:
         )
     except ValidationError as exc:
         raise Refused(f"track {track.audio_id}: {_reason(exc)}") from exc
-
-
-async def project_refusal(
-    session: AsyncSession, directory: ProjectDirectory, project_id: uuid.UUID, owner_id: uuid.UUID
-) -> str | None:
-    """Why the project replica says ``owner_id`` may not work in ``project_id``, or None.
-
-    A project the replica does not know yet passes (its ``project.created`` may still be on its
-    way): the command's project and owner are the projects service's own word. The replica only
-    catches a contradiction: another owner, or a project deleted since.
-    """
-    table = directory.table
-    row = (
-        await session.execute(
-            select(table.c.owner_id, table.c.deleted_at).where(table.c.id == project_id)
-        )
-    ).first()
-    if row is None:
-        return None
-    if row.deleted_at is not None:
-        return f"project {project_id} was deleted"
-    if row.owner_id != owner_id:
-        return f"project {project_id} is not the owner's"
-    return None
 
 
 class Productions:
@@ -248,7 +222,7 @@ class Productions:
     async def _refuse_project(
         self, session: AsyncSession, project_id: uuid.UUID, owner_id: uuid.UUID
     ) -> None:
-        refusal = await project_refusal(session, self.audio.directory, project_id, owner_id)
+        refusal = await self.audio.directory.refusal(session, project_id, owner_id)
         if refusal is not None:
             raise Refused(refusal)
 

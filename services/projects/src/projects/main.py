@@ -91,8 +91,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "projects-audio",
                 audio_events.STREAM,
                 {
-                    AudioGenerated: saga.on_audio_generated,
-                    AudioMixed: saga.on_audio_mixed,
+                    AudioGenerated: saga.on_audio_made,
+                    AudioMixed: saga.on_audio_made,
                     AudioFailed: saga.on_audio_failed,
                     AudioCancelled: saga.on_audio_cancelled,
                 },

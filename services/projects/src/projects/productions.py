@@ -422,12 +422,8 @@ class Productions:
     async def on_sequence_cancelled(self, session: AsyncSession, data: SequenceCancelled) -> None:
         await self._answered(session, data.job_id, error="the storyboard job was cancelled")
 
-    async def on_audio_generated(self, session: AsyncSession, data: AudioGenerated) -> None:
-        await self._answered(
-            session, data.job_id, detail={"duration_seconds": data.duration_seconds}
-        )
-
-    async def on_audio_mixed(self, session: AsyncSession, data: AudioMixed) -> None:
+    async def on_audio_made(self, session: AsyncSession, data: AudioGenerated | AudioMixed) -> None:
+        """A narration or the music (``audio.generated``), or the mix (``audio.mixed``)."""
         await self._answered(
             session, data.job_id, detail={"duration_seconds": data.duration_seconds}
         )

@@ -15,11 +15,9 @@ and the consumer retries.
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sequences.models import event_tables, job_tables
@@ -31,7 +29,6 @@ from storycore_shared.events.contracts.sequences import SequenceFailed, Sequence
 from storycore_shared.events.outbox import add_event
 from storycore_shared.jobs import repository as jobs_repository
 from storycore_shared.jobs.errors import JobNotCancellable, JobNotFound
-from storycore_shared.replicas.projects import ProjectDirectory
 from storycore_shared.types import json_problem
 
 # What the job's columns and the renderers take: the API's style length, a project's resolution
@@ -40,30 +37,6 @@ MAX_STYLE = 200
 MIN_SIDE, MAX_WIDTH, MAX_HEIGHT = 16, 7680, 4320
 
 Handler = Callable[[AsyncSession, Any], Awaitable[None]]
-
-
-async def project_refusal(
-    session: AsyncSession, directory: ProjectDirectory, project_id: uuid.UUID, owner_id: uuid.UUID
-) -> str | None:
-    """Why the project replica says ``owner_id`` may not work in ``project_id``, or None.
-
-    A project the replica does not know yet passes (its ``project.created`` may still be on its
-    way): the command's project and owner are the projects service's own word. The replica only
-    catches a contradiction: another owner, or a project deleted since.
-    """
-    table = directory.table
-    row = (
-        await session.execute(
-            select(table.c.owner_id, table.c.deleted_at).where(table.c.id == project_id)
-        )
-    ).first()
-    if row is None:
-        return None
-    if row.deleted_at is not None:
-        return f"project {project_id} was deleted"
-    if row.owner_id != owner_id:
-        return f"project {project_id} is not the owner's"
-    return None
 
 
 def request_refusal(command: StoryboardRequested) -> str | None:
@@ -102,9 +75,7 @@ class Productions:
             return  # queued already: a redelivered or re-issued command
         backend = self.sequences.settings.IMAGE_BACKEND
         refusal = (
-            await project_refusal(
-                session, self.sequences.directory, command.project_id, command.owner_id
-            )
+            await self.sequences.directory.refusal(session, command.project_id, command.owner_id)
             or self.sequences.unavailable(backend)
             or request_refusal(command)
         )

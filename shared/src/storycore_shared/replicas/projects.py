@@ -167,6 +167,31 @@ class ProjectDirectory:
         self.projects_url = projects_url.rstrip("/")
         self.timeout = timeout
 
+    async def refusal(
+        self, session: AsyncSession, project_id: uuid.UUID, owner_id: uuid.UUID
+    ) -> str | None:
+        """Why the replica says ``owner_id`` may not work in ``project_id`` for a command from
+        the projects service (a production's), or None.
+
+        A project the replica does not know yet passes (its ``project.created`` may still be on
+        its way): the command's project and owner are the projects service's own word. The
+        replica only catches a contradiction: another owner, or a project deleted since.
+        """
+        row = (
+            await session.execute(
+                select(self.table.c.owner_id, self.table.c.deleted_at).where(
+                    self.table.c.id == project_id
+                )
+            )
+        ).first()
+        if row is None:
+            return None
+        if row.deleted_at is not None:
+            return f"project {project_id} was deleted"
+        if row.owner_id != owner_id:
+            return f"project {project_id} is not the owner's"
+        return None
+
     # -- events ------------------------------------------------------------------------------
 
     async def apply(self, session: AsyncSession, data: ProjectState) -> None:
