@@ -4,6 +4,7 @@ it publishes in answer to which events, and that answers after an end change not
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -402,3 +403,25 @@ def test_music_intensity_follows_the_tension() -> None:
     assert music_intensity(["elevee", "critique"]) == "high"
     assert music_intensity(["basse", "critique"]) == "evolving"
     assert music_intensity([]) == "medium"
+
+
+async def test_a_step_unanswered_too_long_fails_its_production(session: AsyncSession) -> None:
+    saga = _saga()
+    job_id, project_id = await _start(session, saga)
+    await saga.on_scenario_planned(session, _plan(job_id))
+    for key in ("narration:0", "narration:1", "narration:2", "music"):
+        await saga.on_audio_made(session, _audio(step_ref(job_id, key)))
+    before = datetime.now(UTC)
+    # Nothing is older than the start of the test: nothing fails.
+    assert await saga.expire(session, older_than=before - timedelta(hours=1)) == []
+    # The storyboards never answered (a dead-lettered command): the production fails, once.
+    assert await saga.expire(session, older_than=before + timedelta(seconds=1)) == [job_id]
+    assert await saga.expire(session, older_than=before + timedelta(seconds=1)) == []
+    public = await saga.public(
+        session, await saga.owned(session, OWNER, project_id, job_id), viewer=OWNER.user_id
+    )
+    assert (public.status, public.failed_step) == ("failed", "storyboard:0")
+    assert public.error is not None
+    assert public.error.startswith("storyboard:0: no answer after")
+    [cancelled] = await _commands(session, "production.cancelled")  # the others in flight
+    assert set(cancelled["jobs"]) == {str(step_ref(job_id, k)) for k in ("storyboard:1", "mix")}

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -45,6 +47,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def state(_runtime: Runtime) -> Productions:
         return Productions(settings, MediaSigner.from_settings(settings))
+
+    sweeper: list[asyncio.Task[None]] = []
+
+    async def start_sweeping(_app: FastAPI, runtime: Runtime) -> None:
+        saga = runtime.state
+        assert isinstance(saga, Productions)
+        sweeper.append(
+            asyncio.create_task(
+                saga.sweep_forever(
+                    runtime.sessionmaker,
+                    step_timeout=settings.PRODUCTION_STEP_TIMEOUT_SECONDS,
+                    every=settings.PRODUCTION_SWEEP_SECONDS,
+                )
+            )
+        )
+
+    async def stop_sweeping(_runtime: Runtime) -> None:
+        for task in sweeper:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     def consumers(runtime: Runtime) -> list[EventConsumer]:
         saga = runtime.state
@@ -119,6 +142,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             publishes=[project_events.STREAM, production_commands.STREAM],
             consumers=consumers,
             state=state,
+            on_startup=start_sweeping,
+            on_shutdown=stop_sweeping,
             title="StoryCore projects",
             description=(
                 "Projects: ownership, visibility, versioned updates and their events; "

@@ -24,18 +24,21 @@ longer processing change nothing, so nothing new starts after a cancel or a fail
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 import uuid
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import RowMapping, delete, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from projects.models import event_tables, job_tables, production_step
 from projects.production_schemas import ProductionCreate, ProductionPublic, ProductionStep
 from storycore_shared.auth import Principal
-from storycore_shared.db import utcnow
+from storycore_shared.db import transaction, utcnow
 from storycore_shared.events.contracts import EventData
 from storycore_shared.events.contracts.audio import (
     AudioCancelled,
@@ -76,6 +79,8 @@ from storycore_shared.jobs.service import Jobs
 from storycore_shared.jobs.settings import JobSettings
 from storycore_shared.jobs.tables import CANCELLED, COMPLETED, FAILED, PROCESSING
 from storycore_shared.media import MediaSigner
+
+logger = logging.getLogger(__name__)
 
 SOURCE = "projects"
 KIND = "production"
@@ -321,6 +326,53 @@ class Productions:
             offset=(page - 1) * page_size,
             limit=page_size,
         )
+
+    async def expire(self, session: AsyncSession, *, older_than: datetime) -> list[uuid.UUID]:
+        """Fail every processing production with a step requested before ``older_than`` and
+        still unanswered, naming the step; the productions failed."""
+        step = production_step.c
+        job = job_tables.job.c
+        stale = (
+            await session.execute(
+                select(step.production_id, step.key)
+                .join(job_tables.job, job.id == step.production_id)
+                .where(
+                    job.status == PROCESSING,
+                    step.status == REQUESTED,
+                    step.requested_at < older_than,
+                )
+                .order_by(step.production_id, step.requested_at)
+            )
+        ).all()
+        failed: list[uuid.UUID] = []
+        for production_id, key in stale:
+            if production_id in failed:
+                continue
+            locked = await self._processing(session, production_id)
+            if locked is None:  # ended meanwhile
+                continue
+            waited = round((utcnow() - older_than).total_seconds() / 60)
+            await self._fail(session, locked, key, f"no answer after {waited} min")
+            failed.append(production_id)
+        return failed
+
+    async def sweep_forever(
+        self, sessionmaker: async_sessionmaker[AsyncSession], *, step_timeout: float, every: float
+    ) -> None:
+        """:meth:`expire` every ``every`` seconds, for steps older than ``step_timeout`` seconds."""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                async with transaction(sessionmaker) as session:
+                    failed = await self.expire(
+                        session, older_than=utcnow() - timedelta(seconds=step_timeout)
+                    )
+                for production_id in failed:
+                    logger.warning(
+                        "production.step.timed_out", extra={"production": str(production_id)}
+                    )
+            except Exception as exc:  # the database is away: the next sweep tries again
+                logger.warning("production.sweep.failed", extra={"error": repr(exc)})
 
     # -- the saga's answers ------------------------------------------------------------------
 
