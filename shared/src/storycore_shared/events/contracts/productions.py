@@ -20,10 +20,11 @@ Which service may publish which command, and who acts on it:
 - ``production.cancelled``: projects -> sequences, audio and the video editor, which cancel the
   named jobs that are theirs and the owner's.
 
-Ids are deterministic (``uuid5(production_id, step)``) and chosen by the saga, so a command
-delivered twice, or re-issued after a crash, names the same artefact, and the consumer creates
-it at most once. ``id`` (the event id) is deterministic too, so JetStream's duplicate window and
-the consumers' inboxes drop a re-sent command.
+Ids are deterministic (``uuid5(production_id, step)``) and chosen by the saga, which issues
+each command once, in the transaction that records its step. The outbox relay may publish that
+envelope again (same CloudEvents id: JetStream's duplicate window and the consumers' inboxes
+drop it), and every consumer also treats an artefact id it already holds as done, so a command
+applied twice creates nothing twice.
 """
 
 from __future__ import annotations
