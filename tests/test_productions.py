@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -292,15 +293,41 @@ def test_a_failing_step_fails_the_film_command_with_its_reason(
 ) -> None:
     user = make_user()
     pid = new_project(api, user)
+    # A language no voice speaks is refused when the production is requested, naming them.
+    refused = api.post(
+        f"/api/projects/{pid}/productions",
+        headers=user.headers,
+        json={"story": STORY, "voice": {"language": "xx-ZZ"}},
+    )
+    assert refused.status_code == 422, refused.text
+    assert "en-US" in refused.text
+    assert api.get(f"/api/projects/{pid}/productions", headers=user.headers).json()["total"] == 0
+    # A step that fails fails the command: the music's own job is cancelled by another client
+    # while `film` follows the production.
     out = tmp_path / "film.mp4"
-    run = film(stack, user, pid, tmp_path, out, "--shots-per-scene", "1", "--language", "xx-ZZ")
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(film, stack, user, pid, tmp_path, out, "--shots-per-scene", "1")
+
+        def music_ref() -> str | None:
+            listed = api.get(f"/api/projects/{pid}/productions", headers=user.headers).json()
+            steps = [s for p in listed["productions"] for s in p["steps"]]
+            return next((s["ref"] for s in steps if s["kind"] == "music"), None)
+
+        settle(lambda: music_ref() is not None, within=60, what="the music requested")
+        job = f"/api/audio/jobs/{music_ref()}"
+        settle(
+            lambda: api.get(job, headers=user.headers).status_code == 200,
+            within=30,
+            what="the audio service queued the music",
+        )
+        cancel = api.post(f"{job}/cancel", headers=user.headers)
+        assert cancel.status_code == 200, cancel.text
+        run = running.result(timeout=300)
     assert run.returncode == 1, run.stdout + run.stderr
-    assert "narration" in run.stderr
-    assert "xx-ZZ" in run.stderr  # the audio service's reason: an unknown language
+    assert "the production failed at step music: the audio job was cancelled" in run.stderr
     assert not out.exists()
     [done] = api.get(f"/api/projects/{pid}/productions", headers=user.headers).json()["productions"]
-    assert done["status"] == "failed"
-    assert done["failed_step"].startswith("narration:")
+    assert (done["status"], done["failed_step"]) == ("failed", "music")
     assert "film" not in {s["kind"] for s in done["steps"]}
 
 

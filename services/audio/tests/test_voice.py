@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from audio.dsp import effects
+from audio.dsp import catalogue, effects
 from audio.dsp.voice import (
     EMOTIONS,
     STYLES,
@@ -21,6 +21,7 @@ from audio.dsp.voice import (
     render_voice,
     resolve_language,
 )
+from storycore_shared.contracts.voices import VOICE_LANGUAGES
 
 RATE = 48000
 SENTENCE = "Bonjour, je m'appelle Claire et je vais vous raconter une histoire."
@@ -144,6 +145,12 @@ def test_languages_are_bcp47_and_verified() -> None:
     assert 10 <= len(languages) <= 14
     assert languages == sorted(languages)
     assert default_engine() is default_engine()
+
+
+def test_the_catalogue_speaks_exactly_the_shared_languages() -> None:
+    # Productions validate a narration's language against the shared list at request time.
+    assert catalogue.LANGUAGES == VOICE_LANGUAGES
+    assert set(available_languages()) <= set(VOICE_LANGUAGES)
 
 
 def test_language_resolution() -> None:

@@ -425,3 +425,18 @@ async def test_a_step_unanswered_too_long_fails_its_production(session: AsyncSes
     assert public.error.startswith("storyboard:0: no answer after")
     [cancelled] = await _commands(session, "production.cancelled")  # the others in flight
     assert set(cancelled["jobs"]) == {str(step_ref(job_id, k)) for k in ("storyboard:1", "mix")}
+
+
+def test_a_narration_language_is_one_a_voice_speaks() -> None:
+    def language(value: str) -> str:
+        data = ProductionCreate.model_validate({"story": STORY, "voice": {"language": value}})
+        assert data.voice is not None
+        return data.voice.language
+
+    assert language("en-US") == "en-US"
+    assert language("fr") == "fr-FR"  # a bare language with one regional voice
+    assert language("PT_br") == "pt-BR"
+    for unknown in ("xx-ZZ", "en", "tlh"):  # nobody speaks it, or ambiguous
+        with pytest.raises(ValidationError) as raised:
+            language(unknown)
+        assert "en-GB" in str(raised.value)

@@ -6,8 +6,17 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
+from storycore_shared.contracts.voices import UnknownVoiceLanguage, resolve_language
 from storycore_shared.jobs.schemas import JobStatus
 from storycore_shared.types import Int32, StrictBool, TextRules
 
@@ -25,9 +34,22 @@ Story = Annotated[str, StringConstraints(min_length=10, max_length=50_000), Text
 Title = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255), TextRules
 ]
-Language = Annotated[
-    str, StringConstraints(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}$", max_length=35)
-]
+
+
+def _voice_language(value: object) -> str:
+    """One of the narration voices' languages (``fr`` and ``FR_fr`` read as ``fr-FR``); any
+    other is a 422 naming them."""
+    if not isinstance(value, str):
+        raise PydanticCustomError("string_type", "Input should be a valid string")
+    try:
+        return resolve_language(value[:35])
+    except UnknownVoiceLanguage as exc:
+        raise PydanticCustomError(
+            "enum", "{message}", {"message": str(exc), "allowed": list(exc.available)}
+        ) from exc
+
+
+Language = Annotated[str, BeforeValidator(_voice_language)]
 Genre = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60), TextRules
 ]

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from storycore_shared.contracts.voices import UnknownVoiceLanguage as UnknownVoiceLanguage
+from storycore_shared.contracts.voices import resolve_language
+
 # BCP-47 → espeak-ng voice (the file name under espeak-ng-data/lang); every one of them is in the
 # data that espeakng-loader ships (the engine checks again when it starts).
 ESPEAK_VOICES: dict[str, str] = {
@@ -23,32 +26,14 @@ ESPEAK_VOICES: dict[str, str] = {
     "ar": "ar",
     "hi-IN": "hi",
 }
+# The same codes as storycore_shared.contracts.voices.VOICE_LANGUAGES (tests/test_voice.py).
 LANGUAGES: tuple[str, ...] = tuple(sorted(ESPEAK_VOICES))
 
 
-class UnknownVoiceLanguage(ValueError):
-    """No voice speaks ``language``; ``available`` lists the BCP-47 codes that exist."""
-
-    def __init__(self, language: str, available: list[str]) -> None:
-        self.language = language
-        self.available = sorted(available)
-        super().__init__(
-            f"no voice for language {language!r}; available: {', '.join(self.available)}"
-        )
-
-
 def resolve(language: str, available: list[str] | tuple[str, ...] = LANGUAGES) -> str:
-    """The code of ``available`` for ``language``: case and ``_`` do not matter, and a bare
-    language (``fr``) stands for its only regional voice. Raises ``UnknownVoiceLanguage``."""
-    wanted = language.strip().replace("_", "-").lower()
-    by_lower = {code.lower(): code for code in available}
-    if wanted in by_lower:
-        return by_lower[wanted]
-    if "-" not in wanted:
-        regional = [code for code in available if code.lower().split("-")[0] == wanted]
-        if len(regional) == 1:
-            return regional[0]
-    raise UnknownVoiceLanguage(language, list(available))
+    """The code of ``available`` for ``language`` (the shared rule: case and ``_`` do not
+    matter, a bare language stands for its only regional voice); ``UnknownVoiceLanguage``."""
+    return resolve_language(language, available)
 
 
 @dataclass(frozen=True)
