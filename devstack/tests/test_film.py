@@ -24,8 +24,7 @@ from storycore_devstack.film import (
     Bar,
     Credentials,
     PlainDisplay,
-    SSEEvent,
-    SSEParser,
+    StreamPosition,
     UsageError,
     bars_from_steps,
     demo_user,
@@ -33,7 +32,6 @@ from storycore_devstack.film import (
     failure_message,
     follow,
     human_size,
-    parse_sse,
     project_name,
     reconnect_delay,
     resolve_credentials,
@@ -42,60 +40,50 @@ from storycore_devstack.film import (
 PROJECT = "5b0c3f1e-8a0f-4a57-9d1e-2f6d7c4b9a10"
 PRODUCTION = "0f7a1e52-3c4d-4e6f-8a9b-1c2d3e4f5a6b"
 VIEW = f"/api/projects/{PROJECT}/productions/{PRODUCTION}"
+STREAM = "/api/productions/p/stream"
 FILM = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40
 STORY = "The lighthouse\n\nA keeper climbs the stairs. The storm breaks. A ship turns at dawn.\n"
 
 
-# -- SSE frames ----------------------------------------------------------------------------------
+# -- the stream's position ------------------------------------------------------------------------
 
 
-def lines(text: str) -> list[str]:
-    return text.split("\n")
-
-
-def test_sse_joins_multi_line_data_and_keeps_the_event_type_and_id():
-    events = list(
-        parse_sse(lines('event: progress\nid: 7\ndata: {"a":\ndata:  1}\n\nevent: complete\n'))
-    )
-    # Only one space after the colon is the separator; the second belongs to the value.
-    assert events == [SSEEvent(event="progress", data='{"a":\n 1}', id="7")]
-
-
-def test_sse_ignores_comments_and_unknown_fields_and_defaults_to_message():
-    text = ": ping - 2026-01-01\nfoo: bar\ndata\ndata:x\n\n"
-    # A field without a colon is the field with an empty value: an empty first data line.
-    assert list(parse_sse(lines(text))) == [SSEEvent(event="message", data="\nx", id=None)]
-
-
-def test_sse_id_carries_over_to_later_events_and_ids_without_data_count():
-    parser = SSEParser()
-    events = list(
-        parse_sse(
-            lines("id: 1\ndata: a\n\ndata: b\n\nid: 9\n\nevent: progress\ndata: c\n\n"), parser
-        )
-    )
-    assert [(e.data, e.id) for e in events] == [("a", "1"), ("b", "1"), ("c", "9")]
-    assert parser.last_id == "9"
-
-
-def test_sse_a_frame_cut_off_is_not_dispatched_and_its_id_not_resumed_from():
-    parser = SSEParser()
-    events = list(parse_sse(lines("id: 1\ndata: one\n\nid: 2\nevent: progress\ndata: {"), parser))
-    assert [e.id for e in events] == ["1"]
-    assert parser.last_id == "1"
-    parser.reset()  # the next connection starts clean, resuming after 1
-    assert list(parse_sse(lines("data: two\n\n"), parser)) == [
-        SSEEvent(event="message", data="two", id="1")
-    ]
-
-
-def test_sse_reads_retry_and_crlf_streams():
-    parser = SSEParser()
-    answer = httpx.Response(200, content=b"retry: 2500\r\nid: 3\r\ndata: x\r\n\r\nretry: soon\r\n")
-    assert list(parse_sse(answer.iter_lines(), parser)) == [SSEEvent("message", "x", "3")]
-    assert parser.retry_ms == 2500
-    assert reconnect_delay(0, parser.retry_ms) == 2.5
+def test_reconnect_delay_follows_the_server_s_retry_doubling_up_to_10_s():
+    assert reconnect_delay(0, 2500) == 2.5
     assert [reconnect_delay(n) for n in (0, 1, 2, 3, 4, 5)] == [1, 1, 2, 4, 8, 10]
+
+
+def test_the_stream_keeps_the_last_whole_frame_s_id_and_the_retry():
+    """httpx-sse parses the frames; the position keeps what a reconnect needs."""
+    suite = FakeSuite(
+        streams=[
+            b'retry: 2500\r\nid: 3\r\nevent: progress\r\ndata: {"a":\r\ndata:  1}\r\n\r\n'
+            b": ping\n\ndata: b\n\n"
+        ],
+        states=[],
+    )
+    position = StreamPosition()
+    with httpx.Client(base_url="http://gateway", transport=suite.transport) as client:
+        api = Api(client)
+        api.use_token("access-1")
+        events = list(api.events("/api/productions/p/stream", position))
+    # Multi-line data joined; an id carries over to the next frame (as the standard says).
+    assert [(e.event, e.data, e.id) for e in events] == [
+        ("progress", '{"a":\n 1}', "3"),
+        ("message", "b", "3"),
+    ]
+    assert (position.last_id, position.retry_ms) == ("3", 2500)
+
+
+def test_a_stream_that_is_not_an_event_stream_is_an_error():
+    def answer(_: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text="<html>a proxy's page</html>")
+
+    with httpx.Client(base_url="http://gateway", transport=httpx.MockTransport(answer)) as client:
+        api = Api(client)
+        api.use_token("access-1")
+        with pytest.raises(film.FilmError, match="not an event stream"):
+            list(api.events("/api/productions/p/stream", StreamPosition()))
 
 
 # -- bars ----------------------------------------------------------------------------------------
@@ -388,9 +376,10 @@ class FakeSuite:
             return httpx.Response(200, json=state)
         if path.endswith("/stream"):
             body_or_stream = self.streams.pop(0)
+            headers = {"Content-Type": "text/event-stream; charset=utf-8"}
             if isinstance(body_or_stream, bytes):
-                return httpx.Response(200, content=body_or_stream)
-            return httpx.Response(200, stream=body_or_stream)
+                return httpx.Response(200, content=body_or_stream, headers=headers)
+            return httpx.Response(200, stream=body_or_stream, headers=headers)
         if path.startswith("/api/video-editor/exports/"):
             return httpx.Response(200, content=FILM)
         if path == "/api/sequences/11111111-1111-4111-8111-111111111111/result":
@@ -460,16 +449,17 @@ def test_events_across_a_drop_never_mix_a_cut_frame_into_the_next():
         ],
         states=[],
     )
-    parser = SSEParser()
+    position = StreamPosition()
     with httpx.Client(base_url="http://gateway", transport=suite.transport) as client:
         api = Api(client)
         api.use_token("access-1")
-        first: list[SSEEvent] = []
+        first: list[tuple[str, str, str]] = []
         with pytest.raises(film.Unreachable):
-            first.extend(api.events("/api/productions/p/stream", parser))
-        second = list(api.events("/api/productions/p/stream", parser))
-    assert first == [SSEEvent("progress", '{"n": 1}', "1")]
-    assert second == [SSEEvent("progress", '{"n": 2}', "2")]
+            first.extend((e.event, e.data, e.id) for e in api.events(STREAM, position))
+        assert position.last_id == "1"  # not the cut frame's 2
+        second = [(e.event, e.data, e.id) for e in api.events(STREAM, position)]
+    assert first == [("progress", '{"n": 1}', "1")]
+    assert second == [("progress", '{"n": 2}', "2")]
     assert suite.stream_requests()[1].headers["last-event-id"] == "1"
     assert suite.stream_requests()[1].headers["accept"] == "text/event-stream"
 

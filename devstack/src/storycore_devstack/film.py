@@ -32,6 +32,7 @@ from types import TracebackType
 from typing import Any, Literal, Protocol, TextIO
 
 import httpx
+from httpx_sse import EventSource, ServerSentEvent, SSEError
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -114,68 +115,22 @@ def _problem(answer: httpx.Response) -> dict[str, Any]:
 # -- server-sent events --------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SSEEvent:
-    event: str
-    data: str
-    id: str | None  # the last event id once this event is dispatched (for Last-Event-ID)
-
-
-class SSEParser:
-    """The event-stream rules of the HTML standard, one decoded line at a time.
-
-    ``data:`` lines join with newlines; an event is dispatched on a blank line only, so a frame
-    cut by a dropped connection is never half-read. ``id:`` is buffered with its frame and
-    becomes :attr:`last_id` when the frame is dispatched: a reconnect resumes after the last
-    event really received, not after one whose end was lost. Comments (the server's pings) and
-    unknown fields are ignored. One parser lives across reconnects, so the id carries over.
-    """
+class StreamPosition:
+    """Where a production's stream resumes: the id of the last whole frame received (for
+    ``Last-Event-ID``) and the server's ``retry:``. httpx-sse parses the frames (the HTML
+    standard's rules: a frame counts on its blank line only, so one cut by a dropped
+    connection is never dispatched and its id is never resumed from); one position lives
+    across reconnects, so the id carries over."""
 
     def __init__(self, last_id: str | None = None) -> None:
         self.last_id = last_id
         self.retry_ms: int | None = None
-        self._id = last_id
-        self._event = ""
-        self._data: list[str] = []
 
-    def feed(self, line: str) -> SSEEvent | None:
-        if not line:
-            return self._dispatch()
-        if line.startswith(":"):
-            return None
-        name, colon, value = line.partition(":")
-        if colon and value.startswith(" "):
-            value = value[1:]
-        if name == "event":
-            self._event = value
-        elif name == "data":
-            self._data.append(value)
-        elif name == "id" and "\0" not in value:
-            self._id = value
-        elif name == "retry" and value.isascii() and value.isdigit():
-            self.retry_ms = int(value)
-        return None
-
-    def reset(self) -> None:
-        """Forget a frame left unfinished by a dropped connection (its id included)."""
-        self._id, self._event, self._data = self.last_id, "", []
-
-    def _dispatch(self) -> SSEEvent | None:
-        self.last_id = self._id
-        data, event = self._data, self._event
-        self._data, self._event = [], ""
-        if not data:
-            return None
-        return SSEEvent(event=event or "message", data="\n".join(data), id=self.last_id)
-
-
-def parse_sse(lines: Iterable[str], parser: SSEParser | None = None) -> Iterator[SSEEvent]:
-    """The events of a stream's lines (``httpx.Response.iter_lines`` splits CR, LF, CRLF)."""
-    parser = parser or SSEParser()
-    for line in lines:
-        event = parser.feed(line)
-        if event is not None:
-            yield event
+    def saw(self, event: ServerSentEvent) -> None:
+        if event.id:
+            self.last_id = event.id
+        if event.retry is not None:
+            self.retry_ms = event.retry
 
 
 def reconnect_delay(failures: int, retry_ms: int | None = None) -> float:
@@ -522,14 +477,19 @@ class Api:
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from exc
 
-    def events(self, path: str, parser: SSEParser) -> Generator[SSEEvent, None, None]:
-        """A job's SSE stream, resuming after ``parser.last_id``."""
+    def events(self, path: str, position: StreamPosition) -> Generator[ServerSentEvent, None, None]:
+        """A job's SSE stream, resuming after ``position.last_id``; ``position`` follows it."""
         headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
-        if parser.last_id is not None:
-            headers["Last-Event-ID"] = parser.last_id
-        parser.reset()
+        if position.last_id is not None:
+            headers["Last-Event-ID"] = position.last_id
         with self.stream("GET", path, headers=headers, timeout=STREAM_TIMEOUT) as answer:
-            yield from parse_sse(answer.iter_lines(), parser)
+            try:
+                for event in EventSource(answer).iter_sse():
+                    position.saw(event)
+                    if event.data:  # httpx-sse also hands over frames without data (pings)
+                        yield event
+            except SSEError as exc:  # not an event stream: a proxy's page, say
+                raise FilmError(f"the production's stream is not an event stream: {exc}") from exc
 
     def _unreachable(self, exc: httpx.TransportError) -> Unreachable:
         reason = str(exc) or type(exc).__name__
@@ -630,11 +590,11 @@ def follow(
     without ``complete`` (a server restarting) is checked against the production itself.
     """
     display.show(production)
-    parser = SSEParser()
+    position = StreamPosition()
     failures = 0
     while True:
         try:
-            with contextlib.closing(api.events(production["stream_url"], parser)) as events:
+            with contextlib.closing(api.events(production["stream_url"], position)) as events:
                 for event in events:
                     failures = 0
                     if event.event == "error":
@@ -653,7 +613,7 @@ def follow(
             failures += 1
             if failures >= max_failures:
                 raise
-        sleep(reconnect_delay(failures, parser.retry_ms))
+        sleep(reconnect_delay(failures, position.retry_ms))
 
 
 def download(api: Api, path: str, target: Path) -> int:
