@@ -31,6 +31,7 @@ from storycore_shared.events.contracts.productions import (
 from storycore_shared.jobs import repository as jobs_repository
 from storycore_shared.replicas.projects import ProjectDirectory
 from storycore_testkit.service_db import add_project
+from storycore_testkit.settings import unit_settings
 
 CommandT = TypeVar("CommandT", AudioRequested, MixRequested)
 OWNER = uuid.uuid4()
@@ -39,15 +40,7 @@ PRODUCTION = uuid.uuid4()
 
 
 def _settings() -> Settings:
-    values: dict[str, Any] = {
-        "DATABASE_URL": "postgresql://unused/unused",
-        "NATS_URL": "nats://127.0.0.1:9",
-        "JWKS_URL": "http://127.0.0.1:9/jwks",
-        "PROJECTS_URL": "http://127.0.0.1:9",
-        "MEDIA_SIGNING_KEY": "a media signing key for tests",
-        "ENVIRONMENT": "test",
-    }
-    return Settings(**values)
+    return unit_settings(Settings)
 
 
 @pytest.fixture

@@ -34,21 +34,14 @@ from storycore_shared.events.contracts.projects import ProjectDeleted
 from storycore_shared.jobs import repository as jobs_repository
 from storycore_shared.replicas.projects import ProjectDirectory
 from storycore_testkit.service_db import add_project
+from storycore_testkit.settings import unit_settings
 
 OWNER = Principal(user_id=uuid.uuid4())
 STRANGER = Principal(user_id=uuid.uuid4())
 
 
 def _settings() -> Settings:
-    values: dict[str, Any] = {
-        "DATABASE_URL": "postgresql://unused/unused",
-        "NATS_URL": "nats://127.0.0.1:9",
-        "JWKS_URL": "http://127.0.0.1:9/jwks",
-        "PROJECTS_URL": "http://127.0.0.1:9",
-        "MEDIA_SIGNING_KEY": "a media signing key for tests",
-        "ENVIRONMENT": "test",
-    }
-    return Settings(**values)
+    return unit_settings(Settings)
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ from storycore_shared.events.contracts.sequences import GeneratedShot, SequenceG
 from storycore_shared.events.contracts.video import VideoExported
 from storycore_shared.jobs.errors import JobNotCancellable, JobNotFound
 from storycore_shared.media import MediaSigner
+from storycore_testkit.settings import unit_settings
 
 OWNER = Principal(user_id=uuid.uuid4())
 STRANGER = Principal(user_id=uuid.uuid4())
@@ -38,13 +39,7 @@ STORY = "A keeper lights the lamp. A storm comes. A ship is saved at dawn."
 
 
 def _saga() -> Productions:
-    settings = Settings(
-        DATABASE_URL="postgresql://unused/unused",
-        NATS_URL="nats://127.0.0.1:9",
-        JWKS_URL="http://127.0.0.1:9/jwks",
-        MEDIA_SIGNING_KEY="a media signing key for tests",  # type: ignore[arg-type]
-        ENVIRONMENT="test",
-    )
+    settings = unit_settings(Settings)
     return Productions(settings, MediaSigner.from_settings(settings))
 
 

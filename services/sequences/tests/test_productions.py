@@ -28,6 +28,7 @@ from storycore_shared.jobs import repository as jobs_repository
 from storycore_shared.jobs.runner import JobContext
 from storycore_shared.replicas.projects import ProjectDirectory
 from storycore_testkit.service_db import add_project
+from storycore_testkit.settings import unit_settings
 
 OWNER = uuid.uuid4()
 STRANGER = uuid.uuid4()
@@ -51,18 +52,7 @@ SHOTS = [
 
 
 def _settings(**overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "DATABASE_URL": "postgresql://unused/unused",
-        "NATS_URL": "nats://127.0.0.1:9",
-        "JWKS_URL": "http://127.0.0.1:9/jwks",
-        "PROJECTS_URL": "http://127.0.0.1:9",
-        "LLM_URL": "http://127.0.0.1:9",
-        "INTERNAL_TOKEN": "unused",
-        "MEDIA_SIGNING_KEY": "a media signing key for tests",
-        "ENVIRONMENT": "test",
-        **overrides,
-    }
-    return Settings(**values)
+    return unit_settings(Settings, **overrides)
 
 
 def _productions(**overrides: Any) -> Productions:

@@ -39,6 +39,7 @@ from storycore_shared.jobs.errors import JobNotFound
 from storycore_shared.replicas.projects import ProjectDirectory
 from storycore_testkit.poses import FIGURE
 from storycore_testkit.service_db import add_project
+from storycore_testkit.settings import unit_settings
 
 OWNER = Principal(user_id=uuid.uuid4())
 STRANGER = Principal(user_id=uuid.uuid4())
@@ -47,19 +48,7 @@ KEYPOINTS: dict[str, list[float]] = dict(FIGURE)
 
 
 def _settings(**overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "DATABASE_URL": "postgresql://unused/unused",
-        "NATS_URL": "nats://127.0.0.1:9",
-        "JWKS_URL": "http://127.0.0.1:9/jwks",
-        "PROJECTS_URL": "http://127.0.0.1:9",
-        "LLM_URL": "http://127.0.0.1:9",
-        "INTERNAL_TOKEN": "unused",
-        "MEDIA_SIGNING_KEY": "a media signing key for tests",
-        "ENVIRONMENT": "test",
-        "SHEET_MAX_BYTES": 1024,
-        **overrides,
-    }
-    return Settings(**values)
+    return unit_settings(Settings, SHEET_MAX_BYTES=1024, **overrides)
 
 
 @pytest.fixture

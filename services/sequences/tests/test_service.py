@@ -22,24 +22,14 @@ from storycore_shared.jobs import repository as jobs_repository
 from storycore_shared.jobs.errors import InvalidTicket, JobNotCancellable, JobNotFound
 from storycore_shared.replicas.projects import ProjectDirectory
 from storycore_testkit.service_db import add_project
+from storycore_testkit.settings import unit_settings
 
 OWNER = Principal(user_id=uuid.uuid4())
 STRANGER = Principal(user_id=uuid.uuid4())
 
 
 def _settings(**overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "DATABASE_URL": "postgresql://unused/unused",
-        "NATS_URL": "nats://127.0.0.1:9",
-        "JWKS_URL": "http://127.0.0.1:9/jwks",
-        "PROJECTS_URL": "http://127.0.0.1:9",
-        "LLM_URL": "http://127.0.0.1:9",
-        "INTERNAL_TOKEN": "unused",
-        "MEDIA_SIGNING_KEY": "a media signing key for tests",
-        "ENVIRONMENT": "test",
-        **overrides,
-    }
-    return Settings(**values)
+    return unit_settings(Settings, **overrides)
 
 
 @pytest.fixture

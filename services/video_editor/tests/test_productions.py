@@ -42,6 +42,7 @@ from storycore_shared.media import InvalidMediaSignature, MediaSigner
 from storycore_shared.replicas.projects import ProjectDirectory
 from storycore_testkit.http_server import BackgroundServer
 from storycore_testkit.infra.processes import free_port
+from storycore_testkit.settings import unit_settings
 from video_editor import events
 from video_editor.config import Settings
 from video_editor.exports import KIND, Exports, make_jobs
@@ -236,19 +237,14 @@ async def assets(nats_url: str, unique_name: str) -> AsyncIterator[Assets]:
 @pytest.fixture
 def settings(served: tuple[Upstream, str], tmp_path: Path) -> Settings:
     url = served[1]
-    values: dict[str, Any] = {
-        "DATABASE_URL": "postgresql://unused/unused",
-        "NATS_URL": "nats://127.0.0.1:9",
-        "JWKS_URL": "http://127.0.0.1:9/jwks",
-        "PROJECTS_URL": "http://127.0.0.1:9",
-        "SEQUENCES_URL": url,
-        "AUDIO_URL": url,
-        "MEDIA_SIGNING_KEY": KEY,
-        "ENVIRONMENT": "test",
-        "WORK_DIR": tmp_path,
-        "IMPORT_TIMEOUT_SECONDS": 10.0,
-    }
-    return Settings(**values)
+    return unit_settings(
+        Settings,
+        SEQUENCES_URL=url,
+        AUDIO_URL=url,
+        MEDIA_SIGNING_KEY=KEY,
+        WORK_DIR=tmp_path,
+        IMPORT_TIMEOUT_SECONDS=10.0,
+    )
 
 
 @pytest.fixture
