@@ -3,8 +3,6 @@ rules of the profiles and of automix as pure functions."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -26,13 +24,13 @@ from audio.schemas import (
     MultitrackRequest,
 )
 from audio.service import Audio, make_jobs
-from storycore_shared.assets import Assets, NatsAssetStore
+from storycore_shared.assets import Assets
 from storycore_shared.auth import Principal
 from storycore_shared.errors import ProjectNotFound
-from storycore_shared.events.broker import Broker
 from storycore_shared.events.contracts.projects import ProjectDeleted
 from storycore_shared.jobs import repository as jobs_repository
 from storycore_shared.replicas.projects import ProjectDirectory
+from storycore_testkit.assets import nats_assets
 from storycore_testkit.service_db import add_project
 from storycore_testkit.settings import unit_settings
 
@@ -46,14 +44,8 @@ def _settings() -> Settings:
 
 @pytest.fixture
 async def assets(nats_url: str, unique_name: str) -> AsyncIterator[Assets]:
-    broker = Broker(nats_url, name="audio-service-test")
-    await broker.start()
-    await asyncio.wait_for(broker.connected(), timeout=10)
-    yield Assets(NatsAssetStore(broker, unique_name), assets_table)
-    js = await broker.jetstream()
-    with contextlib.suppress(Exception):  # never created: nothing was stored
-        await js.delete_object_store(unique_name)
-    await broker.close()
+    async with nats_assets(nats_url, unique_name, assets_table) as assets:
+        yield assets
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -29,14 +27,14 @@ from sequences.rigging.schemas import RigCreate
 from sequences.rigging.service import Rigs, make_rig_jobs
 from sequences.schemas import GenerateRequest
 from sequences.service import Sequences, make_jobs
-from storycore_shared.assets import Assets, NatsAssetStore
+from storycore_shared.assets import Assets
 from storycore_shared.auth import Principal
 from storycore_shared.errors import PayloadTooLarge, ProjectNotFound, Unprocessable
-from storycore_shared.events.broker import Broker
 from storycore_shared.events.contracts.projects import ProjectDeleted
 from storycore_shared.jobs import repository as jobs_repository
 from storycore_shared.jobs.errors import JobNotFound
 from storycore_shared.replicas.projects import ProjectDirectory
+from storycore_testkit.assets import nats_assets
 from storycore_testkit.poses import FIGURE
 from storycore_testkit.service_db import add_project
 from storycore_testkit.settings import unit_settings
@@ -53,14 +51,8 @@ def _settings(**overrides: Any) -> Settings:
 
 @pytest.fixture
 async def assets(nats_url: str, unique_name: str) -> AsyncIterator[Assets]:
-    broker = Broker(nats_url, name="sequences-rigging-test")
-    await broker.start()
-    await asyncio.wait_for(broker.connected(), timeout=10)
-    yield Assets(NatsAssetStore(broker, unique_name), assets_table)
-    js = await broker.jetstream()
-    with contextlib.suppress(Exception):  # never created: nothing was stored
-        await js.delete_object_store(unique_name)
-    await broker.close()
+    async with nats_assets(nats_url, unique_name, assets_table) as assets:
+        yield assets
 
 
 def _services(assets: Assets, **overrides: Any) -> tuple[Sequences, Rigs]:

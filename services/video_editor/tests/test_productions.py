@@ -4,8 +4,6 @@ keyframes and a WAV only to a valid media signature of their owner, as their byt
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import io
 import uuid
 import wave
@@ -25,10 +23,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from storycore_shared.assets import Assets, NatsAssetStore
+from storycore_shared.assets import Assets
 from storycore_shared.auth import Principal
 from storycore_shared.errors import ServiceError
-from storycore_shared.events.broker import Broker
 from storycore_shared.events.contracts.productions import (
     FilmRequested,
     ProductionCancelled,
@@ -40,6 +37,7 @@ from storycore_shared.events.contracts.video import ExportRequested
 from storycore_shared.jobs import repository as jobs_repository
 from storycore_shared.media import InvalidMediaSignature, MediaSigner
 from storycore_shared.replicas.projects import ProjectDirectory
+from storycore_testkit.assets import nats_assets
 from storycore_testkit.http_server import BackgroundServer
 from storycore_testkit.infra.processes import free_port
 from storycore_testkit.settings import unit_settings
@@ -224,14 +222,8 @@ def wav(seconds: float) -> bytes:
 
 @pytest.fixture
 async def assets(nats_url: str, unique_name: str) -> AsyncIterator[Assets]:
-    broker = Broker(nats_url, name="video-editor-productions-test")
-    await broker.start()
-    await asyncio.wait_for(broker.connected(), timeout=10)
-    yield Assets(NatsAssetStore(broker, unique_name), assets_table)
-    js = await broker.jetstream()
-    with contextlib.suppress(Exception):  # never created: nothing was stored
-        await js.delete_object_store(unique_name)
-    await broker.close()
+    async with nats_assets(nats_url, unique_name, assets_table) as assets:
+        yield assets
 
 
 @pytest.fixture
