@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -364,3 +365,36 @@ async def test_a_stream_ends_with_complete_when_the_job_finishes_between_its_rea
     assert [frame["event"] for frame in frames][-1] == "complete", frames
     assert '"status": "cancelled"' in frames[-1]["data"]
     assert jobs.slots.active == 0
+
+
+def test_a_job_no_worker_runs_is_never_shown_waiting_for_one(toy: Toy) -> None:
+    """A saga's job (a production) has no worker stamping heartbeats: its answer keeps its own
+    step and an estimate, where a worker's job with a stale heartbeat says it waits."""
+    now = datetime.now(UTC)
+    job = {
+        "id": uuid.uuid4(),
+        "project_id": uuid.uuid4(),
+        "status": "processing",
+        "progress": 50,
+        "current_step": "storyboard 1/2",
+        "heartbeat_at": None,
+        "started_at": now - timedelta(seconds=10),
+        "result": None,
+        "error": None,
+        "created_at": now - timedelta(seconds=10),
+        "completed_at": None,
+    }
+    worked = _jobs(toy).public(job)  # type: ignore[arg-type]
+    assert (worked.waiting_for_worker, worked.estimated_time_remaining) == (True, None)
+    saga = Jobs(
+        toy.jobs,
+        toy_spec(toy.name).event_tables,
+        toy.settings(),
+        service="toy",
+        progress_subject=None,
+        worker_heartbeats=False,
+    )
+    answer = saga.public(job)  # type: ignore[arg-type]
+    assert (answer.waiting_for_worker, answer.current_step) == (False, "storyboard 1/2")
+    assert answer.estimated_time_remaining is not None
+    assert 9 < answer.estimated_time_remaining < 12  # as long again as it took for half

@@ -74,7 +74,6 @@ from storycore_shared.events.outbox import add_event
 from storycore_shared.jobs import repository as jobs_repository
 from storycore_shared.jobs.errors import JobNotFound
 from storycore_shared.jobs.repository import Job
-from storycore_shared.jobs.schemas import JobPublic
 from storycore_shared.jobs.service import Jobs
 from storycore_shared.jobs.settings import JobSettings
 from storycore_shared.jobs.tables import CANCELLED, COMPLETED, FAILED, PROCESSING
@@ -107,11 +106,6 @@ def _command_id(production_id: uuid.UUID, key: str) -> uuid.UUID:
     return uuid.uuid5(production_id, f"command:{key}")
 
 
-def progress_subject(production_id: uuid.UUID) -> str:
-    """Streams poll the database each second; no process publishes wakes for productions."""
-    return f"productions.progress.{production_id}"
-
-
 def download_path(export_id: str) -> str:
     return f"/api/video-editor/exports/{export_id}/download"
 
@@ -133,16 +127,7 @@ def music_intensity(tensions: Sequence[str]) -> str:
 
 
 class ProductionJobs(Jobs):
-    """The kit's jobs, for a saga: no worker heartbeats (it waits for other services' answers,
-    which is not "waiting for a worker"), and a cancel that stops the steps in flight."""
-
-    def public(self, job: Job, *, viewer: uuid.UUID | None = None) -> JobPublic:
-        answer = super().public(job, viewer=viewer)
-        if answer.waiting_for_worker:
-            return answer.model_copy(
-                update={"waiting_for_worker": False, "current_step": job["current_step"]}
-            )
-        return answer
+    """The kit's jobs, with a cancel that also stops the production's steps in flight."""
 
     async def cancel(
         self, session: AsyncSession, *, principal: Principal, job_id: uuid.UUID
@@ -202,7 +187,10 @@ class Productions:
             event_tables,
             settings,
             service=SOURCE,
-            progress_subject=progress_subject,
+            # No process publishes wakes for a saga's progress (its steps advance in consumer
+            # transactions), nor does a worker stamp heartbeats: streams poll each second.
+            progress_subject=None,
+            worker_heartbeats=False,
             present_result=self._signed,
         )
 

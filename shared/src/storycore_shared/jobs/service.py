@@ -72,15 +72,20 @@ class Jobs:
         settings: JobSettings,
         *,
         service: str,
-        progress_subject: Callable[[uuid.UUID], str],
+        progress_subject: Callable[[uuid.UUID], str] | None,
         cancelled_event: Callable[[Job], EventData | None] = lambda _job: None,
         present_result: Callable[[dict[str, Any], uuid.UUID], dict[str, Any]] | None = None,
+        worker_heartbeats: bool = True,
     ) -> None:
         self.tables = tables
         self.event_tables = event_tables
         self.settings = settings
         self.service = service
+        # None: nobody publishes wakes for these jobs; streams read the database each second.
         self.progress_subject = progress_subject
+        # False for jobs no worker runs (a saga waiting for other services' answers): they are
+        # never shown as "waiting for a worker".
+        self.worker_heartbeats = worker_heartbeats
         self.cancelled_event = cancelled_event
         # How a result reads for one user (e.g. its media URLs signed for them).
         self.present_result = present_result
@@ -192,7 +197,9 @@ class Jobs:
         current_step = job["current_step"]
         if job["status"] == PROCESSING:
             heartbeat = job["heartbeat_at"]
-            waiting = heartbeat is None or (now - heartbeat).total_seconds() > self.stale_after
+            waiting = self.worker_heartbeats and (
+                heartbeat is None or (now - heartbeat).total_seconds() > self.stale_after
+            )
             if waiting:
                 current_step = f"waiting for a worker (was: {current_step})"
             elif job["started_at"] and 0 < job["progress"] < 100:
@@ -242,7 +249,7 @@ class Jobs:
         wake = asyncio.Event()
         subscription = None
         try:
-            if broker.is_connected:
+            if broker.is_connected and self.progress_subject is not None:
                 nc = await broker.connected()
 
                 async def on_progress(_: Any) -> None:
