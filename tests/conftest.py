@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -136,3 +138,60 @@ def make_user(api: httpx.Client) -> Callable[[], User]:
         )
 
     return make
+
+
+# -- what the stack logged while a test failed ---------------------------------------------------
+
+_LOG_OFFSETS = pytest.StashKey[dict[Path, int]]()
+FAILURE_LOG_LINES = 40
+
+
+def _log_offsets(stack: Stack) -> dict[Path, int]:
+    return {log: log.stat().st_size for log in stack.log_dir.glob("*.log")}
+
+
+def _noteworthy(line: str) -> bool:
+    """Warnings, errors and 5xx answers; a line that is not JSON (a traceback) always."""
+    try:
+        entry: Any = json.loads(line)
+    except ValueError:
+        return bool(line.strip())
+    if not isinstance(entry, dict):
+        return True
+    status = entry.get("status")
+    return entry.get("level") in ("warning", "error", "critical") or (
+        isinstance(status, int) and status >= 500
+    )
+
+
+def _logged_since(offsets: dict[Path, int], stack: Stack) -> list[str]:
+    lines: list[str] = []
+    for log in sorted(stack.log_dir.glob("*.log")):
+        with log.open("rb") as handle:
+            handle.seek(offsets.get(log, 0))
+            text = handle.read().decode("utf-8", errors="replace")
+        lines += [f"{log.stem}: {line}" for line in text.splitlines() if _noteworthy(line)]
+    return lines[-FAILURE_LOG_LINES:]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    stack = getattr(item, "funcargs", {}).get("stack")
+    if isinstance(stack, Stack):
+        item.stash[_LOG_OFFSETS] = _log_offsets(stack)
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item) -> Generator[Any, Any, None]:
+    """A failed stack test's report carries the warnings and 5xx lines the stack logged during it:
+    CI keeps the test output, not the stack's log files."""
+    outcome = yield
+    report = outcome.get_result()
+    offsets = item.stash.get(_LOG_OFFSETS, None)
+    stack = getattr(item, "funcargs", {}).get("stack")
+    if report.when == "call" and report.failed and offsets is not None and isinstance(stack, Stack):
+        lines = _logged_since(offsets, stack)
+        report.sections.append(
+            ("stack log: warnings, errors and 5xx", "\n".join(lines) or "(none)")
+        )
