@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from nats.js.api import DiscardPolicy, StreamConfig
 from nats.js.errors import NotFoundError
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 
 from storycore_shared.db import transaction
 from storycore_shared.events.broker import Broker, ensure_stream
@@ -388,6 +388,53 @@ async def test_a_burst_is_applied_in_batches_exactly_once_across_a_kill_mid_batc
     transactions = {r.tx for r in rows}
     assert None not in transactions
     assert len(transactions) < BURST // 5, f"{len(transactions)} transactions for {BURST} events"
+
+
+def tx_recording_handler(kit: Any) -> Any:
+    async def handle(session: Any, data: Any) -> None:
+        tx = await session.scalar(text("select txid_current()"))
+        await session.execute(
+            insert(kit.applied).values(event_id=str(data.id), entity_id=data.id, n=data.n, tx=tx)
+        )
+
+    return handle
+
+
+@pytest.mark.parametrize("linger", [0.0, 0.5])
+async def test_events_trickling_in_share_a_transaction_when_the_consumer_lingers(
+    kit: Any, broker: Broker, linger: float
+):
+    """One client's writes arrive one at a time; lingering gathers them into batches."""
+    js = await broker.jetstream()
+    await ensure_stream(js, kit.stream)
+    consumer = make_consumer(kit, broker, handler=tx_recording_handler(kit), linger=linger)
+    await consumer.start()
+    total = 12
+    try:
+        for n in range(total):
+            await _publish(js, kit, n)
+            if not linger:  # each one applied on its own before the next is published
+                await eventually(
+                    lambda n=n: _at_least(kit, n + 1), within=10, what=f"event {n} applied"
+                )
+            await asyncio.sleep(0.02)
+
+        async def settled() -> bool:
+            return await _at_least(kit, total) and await _drained(
+                js, kit.stream.name, consumer.name
+            )
+
+        await eventually(settled, within=20, what="every event applied and acknowledged")
+    finally:
+        await consumer.stop()
+    rows = await kit.applied_rows()
+    assert sorted(r.n for r in rows) == list(range(total))  # each exactly once
+    transactions = {r.tx for r in rows}
+    if linger:
+        # 12 events 20 ms apart, a 500 ms linger: a few batches, not one transaction each.
+        assert len(transactions) <= total // 3, f"{len(transactions)} transactions"
+    else:
+        assert len(transactions) == total
 
 
 async def test_a_failing_event_does_not_hold_up_the_rest_of_its_batch(kit: Any, broker: Broker):

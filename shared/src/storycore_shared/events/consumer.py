@@ -64,6 +64,8 @@ DEAD = Counter("storycore_events_dead_lettered_total", "Events dead-lettered", [
 BATCHES = Counter(
     "storycore_events_transactions_total", "Transactions that applied events", ["consumer"]
 )
+# How long the extra fetch of a lingering consumer waits for a message (see PullConsumer).
+LINGER_FETCH_TIMEOUT = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,12 @@ class PullConsumer:
     restarts the loop when it has made no progress for ``stall_after`` seconds (nats.py's pull
     subscriptions can go silent after a server restart, nats.py issue 504); long handlers call
     :meth:`touch` to show they are alive.
+
+    ``linger`` trades latency for batches: when a fetch brings fewer than ``batch_size``
+    messages, the loop waits that long and takes what has arrived meanwhile into the same batch.
+    Events that trickle in one at a time (a single client's writes) would otherwise cost one
+    transaction each. ``None`` (the default) leaves it to the service's ``EVENTS_LINGER_SECONDS``
+    (:func:`storycore_shared.app.create_service_app`); 0 turns it off.
     """
 
     def __init__(
@@ -100,6 +108,7 @@ class PullConsumer:
         batch_size: int,
         fetch_timeout: float,
         stall_after: float,
+        linger: float | None = None,
     ) -> None:
         self.name = name
         self.stream = stream
@@ -107,6 +116,7 @@ class PullConsumer:
         self.batch_size = batch_size
         self.fetch_timeout = fetch_timeout
         self.stall_after = stall_after
+        self.linger = linger
         self.subscribed = False
         self.restarts = 0
         self.last_error: str | None = None
@@ -190,6 +200,16 @@ class PullConsumer:
             await js.add_consumer(self.stream.name, config)
         return await js.pull_subscribe_bind(durable=self.name, stream=self.stream.name)
 
+    async def _more(self, sub: JetStreamContext.PullSubscription, wanted: int) -> list[Msg]:
+        """What arrives within ``linger`` (the first messages are held, not acked, meanwhile)."""
+        await asyncio.sleep(self.linger or 0)
+        try:
+            # Messages already stored come back at once; an empty stream ends the pull request
+            # after this short wait (a message it still brings goes to the next fetch).
+            return await sub.fetch(wanted, timeout=LINGER_FETCH_TIMEOUT)
+        except TimeoutError:
+            return []
+
     async def _run(self) -> None:
         delay = 0.2
         while True:
@@ -204,6 +224,8 @@ class PullConsumer:
                         messages = await sub.fetch(self.batch_size, timeout=self.fetch_timeout)
                     except TimeoutError:  # nats' own TimeoutError subclasses it; fetch raises both
                         continue
+                    if self.linger and len(messages) < self.batch_size:
+                        messages += await self._more(sub, self.batch_size - len(messages))
                     await self._handle_batch(messages)
                 return
             except asyncio.CancelledError:
@@ -239,6 +261,7 @@ class EventConsumer(PullConsumer):
         batch_size: int = 50,
         fetch_timeout: float = 2.0,
         stall_after: float = 30.0,
+        linger: float | None = None,
     ) -> None:
         super().__init__(
             name=name,
@@ -247,6 +270,7 @@ class EventConsumer(PullConsumer):
             batch_size=batch_size,
             fetch_timeout=fetch_timeout,
             stall_after=stall_after,
+            linger=linger,
         )
         self.handlers = {model.event_type: (model, fn) for model, fn in handlers.items()}
         self.sessionmaker = sessionmaker
