@@ -151,11 +151,12 @@ def _log_offsets(stack: Stack) -> dict[Path, int]:
 
 
 def _noteworthy(line: str) -> bool:
-    """Warnings, errors and 5xx answers; a line that is not JSON (a traceback) always."""
+    """Warnings, errors and 5xx answers; a line that is not JSON (a traceback) unless it is
+    uvicorn's own start-up chatter."""
     try:
         entry: Any = json.loads(line)
     except ValueError:
-        return bool(line.strip())
+        return bool(line.strip()) and not line.startswith("INFO:")
     if not isinstance(entry, dict):
         return True
     status = entry.get("status")
