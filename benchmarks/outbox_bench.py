@@ -1,7 +1,9 @@
 """Outbox latency: from the commit of a change to the consumer having applied and acked its
 event (relay woken by NOTIFY, JetStream publish with PubAck, pull consumer, inbox, ack).
 Runs with nats-server `sync_interval: always` and with the default, interleaved in batches;
-prints p50/p99 of each and the ratio of p50s. Targets: p50 <= 5 ms, p99 <= 20 ms."""
+prints p50/p99 of each and the ratio of p50s. Targets: p50 <= 5 ms, p99 <= 20 ms.
+A third lane is a replica's consumer (batches of 50, lingering ``REPLICA_LINGER_SECONDS``), which
+trades this latency for fewer transactions (docs/benchmarks.md): its figures are printed apart."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from pydantic import create_model
 from sqlalchemy import Column, Integer, MetaData, Table, text
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
+from storycore_shared.config import ServiceSettings
 from storycore_shared.db import sqlalchemy_url, transaction
 from storycore_shared.events.broker import Broker
 from storycore_shared.events.consumer import EventConsumer
@@ -34,10 +37,14 @@ ROUNDS = 5
 class Lane:
     """One schema, stream, relay and consumer, on one NATS server."""
 
-    def __init__(self, name: str, admin_url: str, nats_url: str) -> None:
+    def __init__(
+        self, name: str, admin_url: str, nats_url: str, *, batch_size: int = 1, linger: float = 0.0
+    ) -> None:
         self.name = name
         self.admin_url = admin_url
         self.nats_url = nats_url
+        self.batch_size = batch_size
+        self.linger = linger
         self.acked: dict[str, asyncio.Event] = {}
 
     async def start(self) -> None:
@@ -80,7 +87,8 @@ class Lane:
             tables=self.tables,
             broker=self.broker,
             fetch_timeout=1.0,
-            batch_size=1,
+            batch_size=self.batch_size,
+            linger=self.linger,
         )
         await self.relay.start()
         await self.consumer.start()
@@ -111,13 +119,17 @@ def pct(values: list[float], p: float) -> float:
 async def run(admin_url: str, sync_url: str, plain_url: str) -> None:
     synced = Lane("bench_sync", admin_url, sync_url)
     plain = Lane("bench_plain", admin_url, plain_url)
+    replica = Lane("bench_replica", admin_url, sync_url, batch_size=50, linger=replica_linger())
     await synced.start()
     await plain.start()
+    await replica.start()
     results: dict[str, list[float]] = {"always": [], "default": []}
+    lingering: list[float] = []
     ratios = []
     for _ in range(ROUNDS):
         a = [await synced.one() for _ in range(BATCH)]
         b = [await plain.one() for _ in range(BATCH)]
+        lingering += [await replica.one() for _ in range(BATCH // 4)]
         results["always"] += a
         results["default"] += b
         ratios.append(statistics.median(a) / statistics.median(b))
@@ -131,8 +143,18 @@ async def run(admin_url: str, sync_url: str, plain_url: str) -> None:
         f"ratio of p50 (always / default), median of {ROUNDS} interleaved batches: "
         f"{statistics.median(ratios):.2f}"
     )
+    print(
+        f"a replica's consumer (lingering {1000 * replica.linger:.0f} ms), sync_interval always: "
+        f"n={len(lingering)} p50 {pct(lingering, 50):.2f} ms, p99 {pct(lingering, 99):.2f} ms"
+    )
     await synced.stop()
     await plain.stop()
+    await replica.stop()
+
+
+def replica_linger() -> float:
+    """The services' default ``REPLICA_LINGER_SECONDS``."""
+    return float(ServiceSettings.model_fields["REPLICA_LINGER_SECONDS"].default)
 
 
 def main() -> None:

@@ -562,6 +562,10 @@ class Stack:
             str(replica.port),
             "--no-access-log",
             "--no-server-header",
+            # No service serves WebSockets; uvicorn would load a WebSocket library if one is
+            # installed (the test tooling has one).
+            "--ws",
+            "none",
             "--timeout-graceful-shutdown",
             "5",
             "--timeout-keep-alive",

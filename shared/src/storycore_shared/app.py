@@ -180,9 +180,6 @@ def create_service_app(spec: ServiceSpec[Any]) -> FastAPI:
         if spec.state is not None:
             runtime.state = spec.state(runtime)
         runtime.consumers = spec.consumers(runtime)
-        for consumer in runtime.consumers:
-            if consumer.linger is None:
-                consumer.linger = settings.EVENTS_LINGER_SECONDS
         app.state.runtime = runtime
         await runtime.readiness.start()
         await broker.start()

@@ -70,11 +70,13 @@ class ServiceSettings(BaseSettings):
     LOG_LEVEL: str = "INFO"
     LOG_JSON: bool = True
     OUTBOX_RETENTION_DAYS: int = 7
-    # How long an event consumer waits, after a fetch that did not fill its batch, for more
-    # events to apply in the same transaction (storycore_shared.events.consumer.PullConsumer).
-    # Events then reach replicas up to this much later; each one a single client writes costs
-    # a fraction of a transaction instead of one.
-    EVENTS_LINGER_SECONDS: float = Field(default=0.05, ge=0, le=1)
+    # How long a consumer that keeps a copy of another service's data (the project replicas,
+    # projects' shot counts) waits, after a fetch that did not fill its batch, for more events
+    # to apply in the same transaction (storycore_shared.events.consumer.PullConsumer). Those
+    # copies then lag by up to this much more (a replica miss still asks the owner at once);
+    # each event of a single client's writes costs them a fraction of a transaction instead of
+    # one. Consumers that drive work (the saga, jobs, shots from a storyboard) never linger.
+    REPLICA_LINGER_SECONDS: float = Field(default=0.05, ge=0, le=1)
     # Larger request bodies get 413 from the service too (the gateway's limit has the same
     # variable but does not cover the streaming routes).
     MAX_BODY_BYTES: int = 1_048_576

@@ -77,7 +77,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await on_sequence_generated(session, data)  # the project's counter
             await saga.on_sequence_generated(session, data)  # a production's storyboard
 
-        def consumer(name: str, stream: object, handlers: dict[type, object]) -> EventConsumer:
+        def consumer(
+            name: str, stream: object, handlers: dict[type, object], *, linger: float = 0.0
+        ) -> EventConsumer:
             return EventConsumer(
                 name=name,
                 stream=stream,  # type: ignore[arg-type]
@@ -85,13 +87,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 sessionmaker=runtime.sessionmaker,
                 tables=event_tables,
                 broker=runtime.broker,
+                linger=linger,
             )
 
         return [
-            consumer(
+            consumer(  # the shot counts: a copy of shots' data, like a replica
                 "projects-shots",
                 shot_events.STREAM,
                 {ShotCreated: on_shot_created, ShotDeleted: on_shot_deleted},
+                linger=settings.REPLICA_LINGER_SECONDS,
             ),
             consumer(
                 "projects-sequences",

@@ -95,8 +95,8 @@ class PullConsumer:
     ``linger`` trades latency for batches: when a fetch brings fewer than ``batch_size``
     messages, the loop waits that long and takes what has arrived meanwhile into the same batch.
     Events that trickle in one at a time (a single client's writes) would otherwise cost one
-    transaction each. ``None`` (the default) leaves it to the service's ``EVENTS_LINGER_SECONDS``
-    (:func:`storycore_shared.app.create_service_app`); 0 turns it off.
+    transaction each. The default, 0, applies every event as soon as it arrives; consumers that
+    keep a copy of another service's data take ``REPLICA_LINGER_SECONDS``.
     """
 
     def __init__(
@@ -108,7 +108,7 @@ class PullConsumer:
         batch_size: int,
         fetch_timeout: float,
         stall_after: float,
-        linger: float | None = None,
+        linger: float = 0.0,
     ) -> None:
         self.name = name
         self.stream = stream
@@ -202,7 +202,7 @@ class PullConsumer:
 
     async def _more(self, sub: JetStreamContext.PullSubscription, wanted: int) -> list[Msg]:
         """What arrives within ``linger`` (the first messages are held, not acked, meanwhile)."""
-        await asyncio.sleep(self.linger or 0)
+        await asyncio.sleep(self.linger)
         try:
             # Messages already stored come back at once; an empty stream ends the pull request
             # after this short wait (a message it still brings goes to the next fetch).
@@ -261,7 +261,7 @@ class EventConsumer(PullConsumer):
         batch_size: int = 50,
         fetch_timeout: float = 2.0,
         stall_after: float = 30.0,
-        linger: float | None = None,
+        linger: float = 0.0,
     ) -> None:
         super().__init__(
             name=name,

@@ -259,6 +259,7 @@ class ProjectDirectory:
             sessionmaker=runtime.sessionmaker,
             tables=runtime.tables,
             broker=runtime.broker,
+            linger=runtime.settings.REPLICA_LINGER_SECONDS,
         )
 
     # -- lookups -----------------------------------------------------------------------------
