@@ -339,27 +339,41 @@ def test_killed_sequences_and_audio_workers_mid_production_and_each_artefact_onc
 ) -> None:
     user = make_user()
     pid = new_project(api, user)
-    prod = start(api, user, pid)["id"]
 
     def requested(kind: str) -> bool:
         return any(s["kind"] == kind for s in production(api, user, pid, prod)["steps"])
 
-    settle(lambda: requested("storyboard"), within=60, what="storyboards requested")
+    def taken(path: str) -> bool:
+        answer = api.get(path, headers=user.headers)
+        return answer.status_code == 200 and answer.json()["status"] != "pending"
+
+    # Both workers are down when the production starts, so its storyboards, narration and
+    # music wait for them however fast this machine is. Each worker then comes back, takes
+    # its first job, and is killed again (SIGKILL) with the production half done.
     stack.stop_worker("sequences", kill=True)
-    try:
-        found = production(api, user, pid, prod)
-        assert all(s["status"] == "requested" for s in steps_of(found, "storyboard"))
-    finally:
-        stack.start_worker("sequences")
-    settle(lambda: requested("music"), within=60, what="music requested")
     stack.stop_worker("audio", kill=True)
     try:
+        prod = start(api, user, pid)["id"]
+        settle(lambda: requested("music"), within=60, what="the middle steps requested")
         found = production(api, user, pid, prod)
-        assert any(
-            s["status"] == "requested"
-            for s in steps_of(found, "music") + steps_of(found, "narration")
+        middle = [s for s in found["steps"] if s["kind"] in {"storyboard", "narration", "music"}]
+        assert {s["kind"] for s in middle} == {"storyboard", "narration", "music"}
+        assert all(s["status"] == "requested" for s in middle), middle
+        stack.start_worker("sequences")
+        board = steps_of(found, "storyboard")[0]["ref"]
+        settle(
+            lambda: taken(f"/api/sequences/{board}/status"),
+            within=30,
+            what="a storyboard taken by the sequences worker",
         )
+        stack.stop_worker("sequences", kill=True)
+        stack.start_worker("audio")
+        music = steps_of(found, "music")[0]["ref"]
+        settle(lambda: taken(f"/api/audio/{music}"), within=30, what="the music taken")
+        stack.stop_worker("audio", kill=True)
+        assert production(api, user, pid, prod)["status"] not in TERMINAL
     finally:
+        stack.start_worker("sequences")
         stack.start_worker("audio")
     done = wait_production(api, user, pid, prod, within=300)
     assert done["status"] == "completed", done
