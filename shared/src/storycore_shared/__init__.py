@@ -5,6 +5,11 @@ aiohttp (only for WebSocket URLs, which the bus does not use) and httpx imports 
 pygments (only for its command line) whenever they are installed. Together they were about
 12 MB of every service process. They stay importable afterwards (the S3 asset store's
 aiobotocore imports aiohttp itself when it is used).
+
+It also marks ``pydantic.v1`` as absent. FastAPI imports it only to reject pydantic v1 models
+(it no longer supports them) and takes an ``ImportError`` for "no v1 model"; this suite has none,
+and the v1 package was 1.5 MB of every service process. Anything that does need it fails at its
+import with a clear ``ModuleNotFoundError``.
 """
 
 from __future__ import annotations
@@ -26,3 +31,4 @@ def _load_without_extras() -> None:
 
 
 _load_without_extras()
+sys.modules.setdefault("pydantic.v1", None)  # type: ignore[arg-type]

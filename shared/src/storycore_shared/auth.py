@@ -1,4 +1,5 @@
-"""Access-token verification with PyJWT, for every service.
+"""Access-token verification with PyJWT, for every service (signature checks and keys in
+:mod:`storycore_shared.token_keys`).
 
 Only asymmetric algorithms are accepted (a hard-coded allowlist), keys come from a JWKS (the
 auth service's, or an external OIDC issuer's), and ``exp, iat, sub, iss, aud`` are all required.
@@ -19,11 +20,11 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import httpx
-import jwt
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from storycore_shared.errors import ServiceUnavailable, Unauthorized
+from storycore_shared.token_keys import PublicKey, UnusableKey, decoder, parse_jwk, pyjwt
 
 logger = logging.getLogger(__name__)
 
@@ -70,22 +71,28 @@ class KeySet:
     """Public keys by ``kid``, filled from a JWKS document or given directly."""
 
     def __init__(self, jwks: dict[str, Any] | None = None) -> None:
-        self.keys: dict[str, jwt.PyJWK] = {}
+        self.keys: dict[str, PublicKey] = {}
         if jwks:
             self.load(jwks)
 
     def load(self, jwks: dict[str, Any]) -> None:
-        keys: dict[str, jwt.PyJWK] = {}
+        keys: dict[str, PublicKey] = {}
         for entry in jwks.get("keys", []):
-            if entry.get("use", "sig") != "sig" or "kid" not in entry:
+            if (
+                not isinstance(entry, dict)
+                or entry.get("use", "sig") != "sig"
+                or "kid" not in entry
+            ):
                 continue
             try:
-                key = jwt.PyJWK(entry)
-            except jwt.PyJWKError:
-                logger.warning("auth.jwks.unusable_key", extra={"kid": entry.get("kid")})
+                key = parse_jwk(entry)
+            except UnusableKey as exc:
+                logger.warning(
+                    "auth.jwks.unusable_key", extra={"kid": entry.get("kid"), "error": str(exc)}
+                )
                 continue
             if key.algorithm_name in ALLOWED_ALGORITHMS:
-                keys[entry["kid"]] = key
+                keys[key.kid] = key
         self.keys = keys
 
 
@@ -165,7 +172,7 @@ class TokenVerifier:
             self.keys.load(document)
             self._last_refresh = self._last_done = time.monotonic()
 
-    async def _key_for(self, kid: str) -> jwt.PyJWK:
+    async def _key_for(self, kid: str) -> PublicKey:
         now = time.monotonic()
         stale = now - self._last_refresh > KEYS_MAX_AGE
         if not self._static and stale and now - self._last_attempt >= MIN_REFRESH_INTERVAL:
@@ -196,6 +203,7 @@ class TokenVerifier:
         return principal
 
     async def _verify(self, token: str) -> tuple[Principal, float, str]:
+        jwt = pyjwt()
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -210,7 +218,7 @@ class TokenVerifier:
         if key.algorithm_name != alg:
             raise InvalidToken("The token's algorithm does not match its key.")
         try:
-            claims = jwt.decode(
+            claims = decoder().decode(
                 token,
                 key=key.key,
                 algorithms=[alg],

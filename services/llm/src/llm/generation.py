@@ -12,10 +12,9 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sse_starlette.sse import EventSourceResponse
 
 from llm import repository
 from llm.models import UsageRecord
@@ -32,6 +31,9 @@ from llm.schemas import (
 from storycore_shared.auth import Principal
 from storycore_shared.db import transaction
 from storycore_shared.errors import ServiceError
+
+if TYPE_CHECKING:
+    from sse_starlette.sse import EventSourceResponse
 
 logger = logging.getLogger(__name__)
 
@@ -213,6 +215,8 @@ class Generation:
         """An SSE response when the caller accepts ``text/event-stream``, else one answer."""
         if not stream:
             return await self.generate(principal, request)
+        from sse_starlette.sse import EventSourceResponse  # on first use: see jobs.routes
+
         frames = await self.stream(principal, request)
         return EventSourceResponse(frames, ping=15, headers={"X-Accel-Buffering": "no"})
 

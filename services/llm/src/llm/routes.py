@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter
-from sse_starlette.sse import EventSourceResponse
 
 from llm import service
 from llm.planner import plan_shots
@@ -29,6 +28,10 @@ from llm.state import (
 from storycore_shared.auth import Principal, PrincipalDep
 from storycore_shared.contracts.planning import Plan, PlanRequest
 from storycore_shared.db import SessionDep
+
+if TYPE_CHECKING:
+    from sse_starlette.sse import EventSourceResponse
+
 
 router = APIRouter(tags=["llm"])
 
