@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -60,17 +61,9 @@ async def test_minted_tokens_verify_and_rotated_keys_stay_published(kind: str):
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-    old = KeyRing.from_pem(generate_private_key_pem())
-    ring = KeyRing.from_pem(
-        pem,
-        previous=[
-            old.signing_key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        ],
-    )
+    old_pem = generate_private_key_pem()
+    old = KeyRing.from_pem(old_pem)
+    ring = KeyRing.from_pem(pem, previous=[old_pem])
     assert {k["kid"] for k in ring.jwks()["keys"]} == {ring.kid, old.kid}
     verifier = TokenVerifier(issuer="i", audience="a", keys=KeySet(ring.jwks()))
     user = uuid.uuid4()
@@ -82,3 +75,47 @@ async def test_minted_tokens_verify_and_rotated_keys_stay_published(kind: str):
         await other.verify(
             ring.mint_access_token(user_id=user, issuer="i", audience="a", ttl_seconds=60)
         )
+
+
+def _public_pem(private_pem: bytes) -> bytes:
+    key = serialization.load_pem_private_key(private_pem, password=None)
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+@pytest.mark.parametrize("kind", ["ed25519", "p256"])
+def test_keys_and_tokens_agree_with_cryptography_and_pyjwt(kind: str):
+    """The keys read without cryptography (PyNaCl) are the ones cryptography reads, their JWK is
+    the one PyJWT writes, and their tokens verify with PyJWT's own algorithms."""
+    if kind == "ed25519":
+        pem = generate_private_key_pem()
+    else:
+        pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    public = serialization.load_pem_private_key(pem, password=None).public_key()
+    ring = KeyRing.from_pem(pem)
+    algorithm = jwt.get_algorithm_by_name(ring.jwk["alg"])
+    written = algorithm.to_jwk(public, as_dict=True)
+    assert {k: ring.jwk[k] for k in written} == written  # the same curve and coordinates
+    token = ring.mint_access_token(user_id=uuid.uuid4(), issuer="i", audience="a", ttl_seconds=60)
+    claims = jwt.decode(token, key=public, algorithms=[ring.jwk["alg"]], audience="a", issuer="i")
+    assert jwt.get_unverified_header(token)["kid"] == ring.kid
+    assert claims["aud"] == "a"
+    # A previous key given as its public PEM has the kid its private PEM gives.
+    assert KeyRing.from_pem(pem, previous=[_public_pem(pem)]).previous[0]["kid"] == ring.kid
+
+
+def test_a_pem_that_is_not_an_accepted_key_is_refused():
+    rsa_free = ec.generate_private_key(ec.SECP384R1()).private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    with pytest.raises(ValueError, match="Ed25519 or P-256"):
+        KeyRing.from_pem(rsa_free)
+    with pytest.raises(ValueError, match=r"PEM|key"):
+        KeyRing.from_pem(b"-----BEGIN PRIVATE KEY-----\nnot base64\n-----END PRIVATE KEY-----\n")

@@ -24,7 +24,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from storycore_shared.errors import ServiceUnavailable, Unauthorized
-from storycore_shared.token_keys import PublicKey, UnusableKey, decoder, parse_jwk, pyjwt
+from storycore_shared.token_keys import PublicKey, UnusableKey, codec, parse_jwk, pyjwt
 
 logger = logging.getLogger(__name__)
 
@@ -218,7 +218,7 @@ class TokenVerifier:
         if key.algorithm_name != alg:
             raise InvalidToken("The token's algorithm does not match its key.")
         try:
-            claims = decoder().decode(
+            claims = codec().decode(
                 token,
                 key=key.key,
                 algorithms=[alg],

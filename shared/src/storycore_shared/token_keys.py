@@ -1,7 +1,7 @@
-"""The public keys and signature checks behind :mod:`storycore_shared.auth`.
+"""The keys and signatures behind :mod:`storycore_shared.auth` and the auth service's tokens.
 
-PyJWT parses the token and checks its claims; the signature check is one of two PyJWT
-``Algorithm`` objects registered on the verifier's own PyJWT instance:
+PyJWT parses and writes the tokens and checks their claims; signing and the signature check are
+one of two PyJWT ``Algorithm`` objects registered on this module's own PyJWT instance:
 
 - ``EdDSA`` (Ed25519, what the auth service signs with) through PyNaCl's libsodium;
 - ``ES256`` (P-256, for an auth keyring or an external OIDC issuer that uses it) through
@@ -10,9 +10,10 @@ PyJWT parses the token and checks its claims; the signature check is one of two 
 Why not PyJWT's own algorithms: they need ``cryptography``, whose Rust extension and modules are
 8 MB of every process that imports it (docs/benchmarks.md, issue 11), and most services only
 ever verify Ed25519 signatures. :func:`pyjwt` therefore imports PyJWT with ``cryptography``
-hidden when nothing in the process has loaded either yet. A process that signs (the auth
-service) or forges test tokens imports PyJWT with ``cryptography`` before its first key set, and
-verification is the same code either way.
+hidden when nothing in the process has loaded either yet. The auth service signs with an
+Ed25519 key through PyNaCl too (``auth.keys`` reads its PKCS#8 PEM), so it needs
+``cryptography`` only for a P-256 key. A process that loaded PyJWT with ``cryptography`` first
+(a test that forges tokens) signs and verifies through the same code.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from nacl.exceptions import CryptoError
-from nacl.signing import VerifyKey
+from nacl.signing import SigningKey, VerifyKey
 
 if TYPE_CHECKING:
     import jwt
@@ -108,16 +109,16 @@ def _p256(x: bytes, y: bytes) -> EllipticCurvePublicKey:
 
 
 @cache
-def decoder() -> jwt.PyJWT:
-    """A PyJWT instance that verifies with the two algorithms of this module only."""
+def codec() -> jwt.PyJWT:
+    """A PyJWT instance that signs and verifies with the two algorithms of this module only."""
     library = pyjwt()
     algorithms = _algorithm_classes(library)
     signatures = library.PyJWS(algorithms=[])
     for name in ALGORITHMS:
         signatures.register_algorithm(name, algorithms[name]())
     instance: jwt.PyJWT = library.PyJWT()
-    # PyJWT's decode checks the signature through this object (the library sets the attribute
-    # the same way for its module-level functions); the claims checks stay PyJWT's.
+    # PyJWT's encode and decode sign and check through this object (the library sets the
+    # attribute the same way for its module-level functions); the claims checks stay PyJWT's.
     instance._jws = signatures
     return instance
 
@@ -126,38 +127,52 @@ def decoder() -> jwt.PyJWT:
 def _algorithm_classes(library: ModuleType) -> dict[str, type]:
     base = library.algorithms.Algorithm
 
-    class _VerifyOnly(base):  # type: ignore[misc, valid-type]
-        def sign(self, msg: bytes, key: Any) -> bytes:
-            raise NotImplementedError("This service verifies tokens; it never signs them.")
-
+    class _OwnKeys(base):  # type: ignore[misc, valid-type]
         @staticmethod
         def to_jwk(key_obj: Any, as_dict: bool = False) -> Any:
-            raise NotImplementedError
+            raise NotImplementedError("public_jwk() publishes keys")
 
         @staticmethod
         def from_jwk(jwk: str | dict[str, Any]) -> Any:
             return parse_jwk(json.loads(jwk) if isinstance(jwk, str) else jwk).key
 
-    class Ed25519(_VerifyOnly):
-        def prepare_key(self, key: Any) -> VerifyKey:
-            if not isinstance(key, VerifyKey):
+    class Ed25519(_OwnKeys):
+        def prepare_key(self, key: Any) -> VerifyKey | SigningKey:
+            if not isinstance(key, VerifyKey | SigningKey):
                 raise library.InvalidKeyError("An EdDSA token needs an Ed25519 key.")
             return key
 
-        def verify(self, msg: bytes, key: VerifyKey, sig: bytes) -> bool:
+        def sign(self, msg: bytes, key: VerifyKey | SigningKey) -> bytes:
+            if not isinstance(key, SigningKey):
+                raise library.InvalidKeyError("Signing needs the private key.")
+            return bytes(key.sign(msg).signature)
+
+        def verify(self, msg: bytes, key: VerifyKey | SigningKey, sig: bytes) -> bool:
+            public = key.verify_key if isinstance(key, SigningKey) else key
             try:
-                key.verify(msg, sig)
+                public.verify(msg, sig)
             except (CryptoError, ValueError, TypeError):
                 return False
             return True
 
-    class P256(_VerifyOnly):
+    class P256(_OwnKeys):
         def prepare_key(self, key: Any) -> Any:
             from cryptography.hazmat.primitives.asymmetric import ec
 
-            if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+            kinds = (ec.EllipticCurvePublicKey, ec.EllipticCurvePrivateKey)
+            if not isinstance(key, kinds) or key.curve.name != "secp256r1":
                 raise library.InvalidKeyError("An ES256 token needs a P-256 key.")
             return key
+
+        def sign(self, msg: bytes, key: Any) -> bytes:
+            from cryptography.hazmat.primitives import hashes
+            from cryptography.hazmat.primitives.asymmetric import ec
+            from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+            if not isinstance(key, ec.EllipticCurvePrivateKey):
+                raise library.InvalidKeyError("Signing needs the private key.")
+            r, s = decode_dss_signature(key.sign(msg, ec.ECDSA(hashes.SHA256())))
+            return r.to_bytes(32, "big") + s.to_bytes(32, "big")  # RFC 7518 3.4
 
         def verify(self, msg: bytes, key: Any, sig: bytes) -> bool:
             from cryptography.exceptions import InvalidSignature
@@ -167,11 +182,11 @@ def _algorithm_classes(library: ModuleType) -> dict[str, type]:
 
             if len(sig) != 64:  # JWS carries r and s as two 32-byte integers (RFC 7518 3.4)
                 return False
-            der = encode_dss_signature(
-                int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big")
-            )
+            if isinstance(key, ec.EllipticCurvePrivateKey):
+                key = key.public_key()
+            r, s = int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big")
             try:
-                key.verify(der, msg, ec.ECDSA(hashes.SHA256()))
+                key.verify(encode_dss_signature(r, s), msg, ec.ECDSA(hashes.SHA256()))
             except InvalidSignature:
                 return False
             return True

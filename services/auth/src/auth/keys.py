@@ -1,52 +1,117 @@
-"""Signing keys: load, publish as JWKS (kid = RFC 7638 thumbprint), mint access tokens."""
+"""Signing keys: load, publish as JWKS (kid = RFC 7638 thumbprint), mint access tokens.
+
+An Ed25519 key (what the dev stack generates) is read from its PKCS#8 PEM and signs through
+PyNaCl, so the auth process does not load ``cryptography`` for it (8 MB; see
+``storycore_shared.token_keys``). A P-256 key, or an Ed25519 key in another encoding, is read
+with ``cryptography``.
+"""
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from jwt.algorithms import ECAlgorithm, OKPAlgorithm
+from nacl.signing import SigningKey, VerifyKey
 
-PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
-PublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
+from storycore_shared.token_keys import codec
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    PrivateKey = SigningKey | ec.EllipticCurvePrivateKey
+    PublicKey = VerifyKey | ec.EllipticCurvePublicKey
+
+# RFC 8410: the DER of a PKCS#8 Ed25519 private key is this prefix and the 32-byte seed; the DER
+# of its SubjectPublicKeyInfo is the second prefix and the 32-byte public key.
+ED25519_PKCS8 = bytes.fromhex("302e020100300506032b657004220420")
+ED25519_SPKI = bytes.fromhex("302a300506032b6570032100")
+
+
+def _pem_body(pem: bytes, label: bytes) -> bytes | None:
+    lines = pem.strip().splitlines()
+    if len(lines) < 3 or lines[0] != b"-----BEGIN " + label + b"-----":
+        return None
+    if lines[-1] != b"-----END " + label + b"-----":
+        return None
+    try:
+        return base64.b64decode(b"".join(line.strip() for line in lines[1:-1]), validate=True)
+    except (binascii.Error, ValueError):
+        return None
 
 
 def generate_private_key_pem() -> bytes:
     """A fresh Ed25519 key in PKCS#8 PEM (the dev stack writes one to its data folder)."""
-    return ed25519.Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
+    body = base64.b64encode(ED25519_PKCS8 + bytes(SigningKey.generate().encode()))
+    return b"-----BEGIN PRIVATE KEY-----\n" + body + b"\n-----END PRIVATE KEY-----\n"
 
 
-def _algorithm_for(key: PublicKey) -> str:
-    if isinstance(key, ed25519.Ed25519PublicKey):
-        return "EdDSA"
-    if isinstance(key.curve, ec.SECP256R1):
-        return "ES256"
-    raise ValueError("only Ed25519 and P-256 keys are accepted")
+def load_private_key(pem: bytes) -> PrivateKey:
+    """The signing key of a PEM: an Ed25519 key as PyNaCl's, a P-256 key as cryptography's."""
+    der = _pem_body(pem, b"PRIVATE KEY")
+    if der is not None and len(der) == 48 and der.startswith(ED25519_PKCS8):
+        return SigningKey(der[len(ED25519_PKCS8) :])
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+    key = serialization.load_pem_private_key(pem, password=None)
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        raw = key.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+        return SigningKey(raw)
+    if isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1):
+        return key
+    raise ValueError("the signing key must be Ed25519 or P-256")
+
+
+def _public_from_pem(pem: bytes) -> PublicKey:
+    if b"PRIVATE KEY" in pem:
+        private = load_private_key(pem)
+        return private.verify_key if isinstance(private, SigningKey) else private.public_key()
+    der = _pem_body(pem, b"PUBLIC KEY")
+    if der is not None and len(der) == 44 and der.startswith(ED25519_SPKI):
+        return VerifyKey(der[len(ED25519_SPKI) :])
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+    public = serialization.load_pem_public_key(pem)
+    if isinstance(public, ed25519.Ed25519PublicKey):
+        raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return VerifyKey(raw)
+    if isinstance(public, ec.EllipticCurvePublicKey) and isinstance(public.curve, ec.SECP256R1):
+        return public
+    raise ValueError("previous keys must be Ed25519 or P-256")
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
 def public_jwk(key: PublicKey) -> dict[str, Any]:
-    alg = _algorithm_for(key)
-    members: tuple[str, ...]
-    if isinstance(key, ed25519.Ed25519PublicKey):
-        jwk: dict[str, Any] = OKPAlgorithm.to_jwk(key, as_dict=True)
-        members = ("crv", "kty", "x")
+    jwk: dict[str, Any]
+    if isinstance(key, VerifyKey):
+        jwk = {"kty": "OKP", "crv": "Ed25519", "x": _b64(bytes(key.encode()))}
+        alg = "EdDSA"
     else:
-        jwk = ECAlgorithm.to_jwk(key, as_dict=True)
-        members = ("crv", "kty", "x", "y")
-    canonical = json.dumps({m: jwk[m] for m in members}, separators=(",", ":"), sort_keys=True)
+        numbers = key.public_numbers()
+        jwk = {
+            "kty": "EC",
+            "crv": "P-256",
+            "x": _b64(numbers.x.to_bytes(32, "big")),
+            "y": _b64(numbers.y.to_bytes(32, "big")),
+        }
+        alg = "ES256"
+    # RFC 7638: the required members only, sorted, without whitespace.
+    canonical = json.dumps(jwk, separators=(",", ":"), sort_keys=True)
     thumbprint = base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest())
     return {**jwk, "kid": thumbprint.rstrip(b"=").decode(), "use": "sig", "alg": alg}
 
@@ -59,11 +124,10 @@ class KeyRing:
 
     @classmethod
     def from_pem(cls, pem: bytes, previous: Iterable[bytes] = ()) -> KeyRing:
-        key = serialization.load_pem_private_key(pem, password=None)
-        if not isinstance(key, ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey):
-            raise ValueError("the signing key must be Ed25519 or P-256")
+        key = load_private_key(pem)
+        public = key.verify_key if isinstance(key, SigningKey) else key.public_key()
         old = tuple(public_jwk(_public_from_pem(p)) for p in previous)
-        return cls(signing_key=key, jwk=public_jwk(key.public_key()), previous=old)
+        return cls(signing_key=key, jwk=public_jwk(public), previous=old)
 
     @property
     def kid(self) -> str:
@@ -85,20 +149,10 @@ class KeyRing:
             "aud": audience,
             "jti": uuid.uuid4().hex,
         }
-        return jwt.encode(
+        key: Any = self.signing_key  # one of token_keys' algorithms' keys, not PyJWT's own
+        return codec().encode(
             claims,
-            self.signing_key,
+            key,
             algorithm=self.jwk["alg"],
             headers={"kid": self.kid, "typ": "JWT"},
         )
-
-
-def _public_from_pem(pem: bytes) -> PublicKey:
-    if b"PRIVATE KEY" in pem:
-        private = serialization.load_pem_private_key(pem, password=None)
-        public = private.public_key()
-    else:
-        public = serialization.load_pem_public_key(pem)
-    if not isinstance(public, ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey):
-        raise ValueError("previous keys must be Ed25519 or P-256")
-    return public
