@@ -277,6 +277,8 @@ class Profiler:
             samples = 0
             for line in out.read_text().splitlines():
                 stack_text, _, count = line.rpartition(" ")
+                if not count.isdigit():  # a frame name py-spy wrapped onto its own line
+                    continue
                 frames = stack_text.split(";")
                 n = int(count)
                 samples += n
