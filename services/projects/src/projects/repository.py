@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -17,6 +19,32 @@ async def get(
     statement = select(Project).where(col(Project.id) == project_id)
     if lock:
         statement = statement.with_for_update().execution_options(populate_existing=True)
+    result = await session.scalars(statement)
+    return result.first()
+
+
+async def update_owned(
+    session: AsyncSession,
+    project_id: uuid.UUID,
+    owner_id: uuid.UUID,
+    *,
+    changes: dict[str, Any],
+    expected_version: int | None,
+    now: datetime,
+) -> Project | None:
+    """Apply ``changes`` and the next version in one statement, when the project is
+    ``owner_id``'s and at ``expected_version`` (if given); None when it is not (the caller then
+    finds out why). The row lock is taken and the new row read in the same round trip."""
+    where = [col(Project.id) == project_id, col(Project.owner_id) == owner_id]
+    if expected_version is not None:
+        where.append(col(Project.version) == expected_version)
+    statement = (
+        update(Project)
+        .where(*where)
+        .values(**changes, version=col(Project.version) + 1, updated_at=now)
+        .returning(Project)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
     result = await session.scalars(statement)
     return result.first()
 

@@ -12,6 +12,7 @@ from projects.productions import delete_productions
 from projects.schemas import ProjectCreate, ProjectUpdate
 from storycore_shared.auth import Principal
 from storycore_shared.db import utcnow
+from storycore_shared.errors import VersionConflict
 from storycore_shared.events.contracts.projects import (
     ProjectCreated,
     ProjectDeleted,
@@ -77,17 +78,27 @@ async def update_project(
     data: ProjectUpdate,
     expected_version: int | None,
 ) -> Project:
-    project = await get_writable(session, principal=principal, project_id=project_id, lock=True)
-    check_version("project", project.version, expected_version)
-    changes = data.changes()
-    if not changes:  # nothing to write: no new version, no event
-        return project
-    for field, value in changes.items():
-        setattr(project, "meta" if field == "metadata" else field, value)
-    project.version += 1
-    project.updated_at = utcnow()
-    session.add(project)
-    await session.flush()
+    changes = {"meta" if f == "metadata" else f: v for f, v in data.changes().items()}
+    updated = None
+    if changes:  # the usual case: one statement that checks, locks and writes
+        updated = await repository.update_owned(
+            session,
+            project_id,
+            principal.user_id,
+            changes=changes,
+            expected_version=expected_version,
+            now=utcnow(),
+        )
+    if updated is None:  # nothing to change, or the reason it was not changed
+        project = await get_writable(session, principal=principal, project_id=project_id)
+        check_version("project", project.version, expected_version)
+        if changes:  # not reached (versions only grow), but a conflict is the safe answer
+            raise VersionConflict(
+                "The project changed while it was being updated; reload and retry.",
+                extra={"current_version": project.version},
+            )
+        return project  # nothing to write: no new version, no event
+    project = updated
     await add_event(
         session,
         event_tables,
