@@ -4,9 +4,7 @@ answered; httpx and nats-py still work, and pydantic v1 fails loudly if somethin
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
+from storycore_testkit.subprocess_report import python_report
 
 PROGRAM = """
 import json, sys
@@ -34,11 +32,7 @@ print(json.dumps({
 
 
 def test_the_kit_loads_no_optional_extra_and_no_pydantic_v1() -> None:
-    answer = subprocess.run(
-        [sys.executable, "-c", PROGRAM], capture_output=True, text=True, check=False, timeout=120
-    )
-    assert answer.returncode == 0, answer.stderr[-2000:]
-    report = json.loads(answer.stdout.strip().splitlines()[-1])
+    report = python_report(PROGRAM)
     assert report["loaded"] == [], report
     assert report["v1"] == "ModuleNotFoundError"
     assert "/api/things/jobs/{job_id}/stream" in report["routes"]

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
-import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +19,7 @@ from jwt.algorithms import ECAlgorithm, OKPAlgorithm
 
 from storycore_shared.auth import InvalidToken, KeySet, TokenVerifier
 from storycore_shared.token_keys import UnusableKey, parse_jwk
+from storycore_testkit.subprocess_report import python_report
 
 ISSUER = "https://issuer.test"
 
@@ -186,15 +185,7 @@ def test_a_service_verifying_eddsa_tokens_never_loads_cryptography() -> None:
         "eddsa": jwt.encode(users[0], ED, algorithm="EdDSA", headers={"kid": "ed"}),
         "es256": jwt.encode(users[1], P256, algorithm="ES256", headers={"kid": "p256"}),
     }
-    answer = subprocess.run(
-        [sys.executable, "-c", PROGRAM, json.dumps(data)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert answer.returncode == 0, answer.stderr[-2000:]
-    report = json.loads(answer.stdout.strip().splitlines()[-1])
+    report = python_report(PROGRAM, json.dumps(data))
     assert report["users"] == [users[0]["sub"], users[1]["sub"]]
     assert report["eddsa_without_cryptography"] is True
     assert report["cryptography_after_es256"] is True

@@ -51,16 +51,21 @@ def test_kid_is_the_rfc7638_thumbprint_and_stable():
     assert KeyRing.from_pem(pem).kid != KeyRing.from_pem(generate_private_key_pem()).kid
 
 
+def private_pem(kind: str) -> bytes:
+    """A PKCS#8 PEM: the auth service's own Ed25519 kind, or an EC key on P-256 or P-384."""
+    if kind == "ed25519":
+        return generate_private_key_pem()
+    curve = ec.SECP256R1() if kind == "p256" else ec.SECP384R1()
+    return ec.generate_private_key(curve).private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
 @pytest.mark.parametrize("kind", ["ed25519", "p256"])
 async def test_minted_tokens_verify_and_rotated_keys_stay_published(kind: str):
-    if kind == "ed25519":
-        pem = generate_private_key_pem()
-    else:
-        pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+    pem = private_pem(kind)
     old_pem = generate_private_key_pem()
     old = KeyRing.from_pem(old_pem)
     ring = KeyRing.from_pem(pem, previous=[old_pem])
@@ -88,14 +93,7 @@ def _public_pem(private_pem: bytes) -> bytes:
 def test_keys_and_tokens_agree_with_cryptography_and_pyjwt(kind: str):
     """The keys read without cryptography (PyNaCl) are the ones cryptography reads, their JWK is
     the one PyJWT writes, and their tokens verify with PyJWT's own algorithms."""
-    if kind == "ed25519":
-        pem = generate_private_key_pem()
-    else:
-        pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+    pem = private_pem(kind)
     public = serialization.load_pem_private_key(pem, password=None).public_key()
     ring = KeyRing.from_pem(pem)
     algorithm = jwt.get_algorithm_by_name(ring.jwk["alg"])
@@ -110,12 +108,7 @@ def test_keys_and_tokens_agree_with_cryptography_and_pyjwt(kind: str):
 
 
 def test_a_pem_that_is_not_an_accepted_key_is_refused():
-    rsa_free = ec.generate_private_key(ec.SECP384R1()).private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
     with pytest.raises(ValueError, match="Ed25519 or P-256"):
-        KeyRing.from_pem(rsa_free)
+        KeyRing.from_pem(private_pem("p384"))
     with pytest.raises(ValueError, match=r"PEM|key"):
         KeyRing.from_pem(b"-----BEGIN PRIVATE KEY-----\nnot base64\n-----END PRIVATE KEY-----\n")

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
+
+from storycore_testkit.subprocess_report import python_report
 
 HEAVY = ("av", "numpy", "PIL", "opentimelineio", "boto3", "botocore", "requests", "smart_open")
 
@@ -36,16 +36,7 @@ def test_the_api_imports_no_media_library_and_defers_smart_open() -> None:
         "STORYCORE_SEQUENCES_URL": "http://127.0.0.1:9",
         "STORYCORE_AUDIO_URL": "http://127.0.0.1:9",
     }
-    answer = subprocess.run(
-        [sys.executable, "-c", PROGRAM, json.dumps(HEAVY)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert answer.returncode == 0, answer.stderr[-2000:]
-    report = json.loads(answer.stdout.strip().splitlines()[-1])
+    report = python_report(PROGRAM, json.dumps(HEAVY), env=env)
     assert report["loaded"] == ["smart_open"], report  # only the stand-in
     assert report["before"] == "_Deferred"
     assert report["opened"] is True
