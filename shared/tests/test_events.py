@@ -18,7 +18,7 @@ from sqlalchemy import func, insert, select, text
 
 from storycore_shared.db import transaction
 from storycore_shared.events.broker import Broker, ensure_stream
-from storycore_shared.events.consumer import EventConsumer
+from storycore_shared.events.consumer import Batched, EventConsumer
 from storycore_shared.events.envelope import CloudEvent
 from storycore_shared.events.outbox import add_event
 from storycore_shared.events.relay import OutboxRelay
@@ -520,3 +520,58 @@ async def _publish_when_back(broker: Broker, kit: Any, n: int) -> None:
             return False
 
     await eventually(sent, within=15, what="publish after the restart")
+
+
+def batched_handler(kit: Any, runs: list[list[int]], *, many_fails: bool = False) -> Batched:
+    """Applies an event alone through ``one`` and a run of them through ``many`` (one
+    executemany), recording the events of each run ``many`` was given."""
+
+    async def one(session: Any, data: Any) -> None:
+        await session.execute(
+            insert(kit.applied).values(event_id=str(data.id), entity_id=data.id, n=data.n)
+        )
+
+    async def many(session: Any, items: list[Any]) -> None:
+        runs.append([d.n for d in items])
+        if many_fails:
+            raise RuntimeError("this run cannot be applied together")
+        rows = [{"event_id": str(d.id), "entity_id": d.id, "n": d.n} for d in items]
+        await session.execute(insert(kit.applied), rows)
+
+    return Batched(one, many)
+
+
+@pytest.mark.parametrize("many_fails", [False, True])
+async def test_a_batched_handler_applies_a_fetched_run_in_one_call_exactly_once(
+    kit: Any, broker: Broker, many_fails: bool
+):
+    """Events waiting when the consumer starts arrive as one batch: its Batched handler gets
+    them as one run, in order. A run that fails is applied again one event at a time."""
+    js = await broker.jetstream()
+    await ensure_stream(js, kit.stream)
+    total = 30
+    for n in range(total):
+        await _publish(js, kit, n)
+    runs: list[list[int]] = []
+    consumer = make_consumer(
+        kit, broker, handler=batched_handler(kit, runs, many_fails=many_fails), max_deliver=2
+    )
+    await consumer.start()
+    try:
+
+        async def settled() -> bool:
+            return await _at_least(kit, total) and await _drained(
+                js, kit.stream.name, consumer.name
+            )
+
+        await eventually(settled, within=20, what="every event applied and acknowledged")
+    finally:
+        await consumer.stop()
+    rows = await kit.applied_rows()
+    assert sorted(r.n for r in rows) == list(range(total))  # each exactly once
+    assert max(len(run) for run in runs) > 1
+    assert all(run == sorted(run) for run in runs)  # in the stream's order
+    async with kit.engine.connect() as conn:
+        dead = await conn.scalar(select(func.count()).select_from(kit.tables.dead_letter))
+        inbox = await conn.scalar(select(func.count()).select_from(kit.tables.processed_event))
+    assert (dead, inbox) == (0, total)

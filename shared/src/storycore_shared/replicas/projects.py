@@ -54,7 +54,7 @@ from storycore_shared.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from storycore_shared.events.consumer import EventConsumer
+from storycore_shared.events.consumer import Batched, EventConsumer
 from storycore_shared.events.contracts import projects as project_events
 from storycore_shared.events.contracts.projects import (
     ProjectCreated,
@@ -161,6 +161,10 @@ _STATE = (
 )
 
 
+def _state_row(data: ProjectState) -> dict[str, object]:
+    return {name: getattr(data, name) for name in _STATE}
+
+
 class ProjectDirectory:
     def __init__(self, table: Table, projects_url: str, *, timeout: float = 2.0) -> None:
         self.table = table
@@ -196,19 +200,16 @@ class ProjectDirectory:
 
     async def apply(self, session: AsyncSession, data: ProjectState) -> None:
         """Upsert a project's state unless we already hold a newer one or a tombstone."""
-        await session.execute(
-            self._upsert,
-            {
-                "id": data.id,
-                "owner_id": data.owner_id,
-                "is_public": data.is_public,
-                "name": data.name,
-                "status": data.status,
-                "version": data.version,
-                "resolution_width": data.resolution_width,
-                "resolution_height": data.resolution_height,
-            },
-        )
+        await session.execute(self._upsert, _state_row(data))
+
+    async def apply_many(self, session: AsyncSession, states: list[ProjectState]) -> None:
+        """:meth:`apply` for a run of states: only each project's newest is written (the upsert
+        would skip the older ones anyway), in one executemany."""
+        newest: dict[uuid.UUID, ProjectState] = {}
+        for data in states:
+            if data.id not in newest or data.version > newest[data.id].version:
+                newest[data.id] = data
+        await session.execute(self._upsert, [_state_row(data) for data in newest.values()])
 
     @functools.cached_property
     def _upsert(self) -> Insert:
@@ -248,7 +249,8 @@ class ProjectDirectory:
             await self.tombstone(session, data)
             await on_deleted(session, data)
 
-        return {ProjectCreated: self.apply, ProjectUpdated: self.apply, ProjectDeleted: deleted}
+        states = Batched(self.apply, self.apply_many)
+        return {ProjectCreated: states, ProjectUpdated: states, ProjectDeleted: deleted}
 
     def consumer(self, runtime: Runtime, *, name: str, on_deleted: Cascade) -> EventConsumer:
         """The durable consumer that keeps this replica (and runs the service's cascade)."""
