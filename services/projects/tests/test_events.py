@@ -8,7 +8,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from projects import service
-from projects.events import on_sequence_generated, on_shot_created, on_shot_deleted
+from projects.events import (
+    on_sequence_generated,
+    on_shot_created,
+    on_shot_deleted,
+    shot_created,
+)
 from projects.models import Project, event_tables
 from projects.schemas import ProjectCreate
 from storycore_shared.auth import Principal
@@ -80,6 +85,21 @@ async def test_shot_events_keep_the_shot_count_of_their_project_only(
     await on_shot_deleted(session, ShotDeleted(id=uuid.uuid4(), project_id=project.id))
     assert (await _fresh(session, project.id)).shot_count == 2
     assert (await _fresh(session, other.id)).shot_count == 1
+
+
+async def test_a_run_of_shot_created_raises_each_count_once_by_its_shots(
+    session: AsyncSession,
+) -> None:
+    """What the consumer does with consecutive ``shot.created`` of one fetched batch."""
+    project = await _project(session)
+    other = await _project(session, "Other")
+    run = [_shot_created(project.id, i) for i in range(4)] + [_shot_created(other.id)]
+    run.insert(2, _shot_created(other.id))
+    await shot_created.many(session, run)
+    assert (await _fresh(session, project.id)).shot_count == 4
+    assert (await _fresh(session, other.id)).shot_count == 2
+    await shot_created(session, _shot_created(project.id))  # alone, as after a failed batch
+    assert (await _fresh(session, project.id)).shot_count == 5
 
 
 async def test_the_shot_count_never_goes_below_zero(session: AsyncSession) -> None:

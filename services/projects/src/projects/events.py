@@ -6,16 +6,21 @@ statements are built once, on the table itself (no ORM session bookkeeping per e
 
 from __future__ import annotations
 
+from collections import Counter
+
 from sqlalchemy import Table, bindparam, func, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from projects.models import SCHEMA, Project
+from storycore_shared.events.consumer import Batched
 from storycore_shared.events.contracts.sequences import SequenceGenerated
 from storycore_shared.events.contracts.shots import ShotCreated, ShotDeleted
 
 _project: Table = Project.metadata.tables[f"{SCHEMA}.{Project.__tablename__}"]
 _this_project = _project.c.id == bindparam("project_id")
-_SHOT_CREATED = update(_project).where(_this_project).values(shot_count=_project.c.shot_count + 1)
+_SHOTS_CREATED = (
+    update(_project).where(_this_project).values(shot_count=_project.c.shot_count + bindparam("n"))
+)
 _SHOT_DELETED = (
     update(_project)
     .where(_this_project)
@@ -27,7 +32,18 @@ _SEQUENCE_GENERATED = (
 
 
 async def on_shot_created(session: AsyncSession, data: ShotCreated) -> None:
-    await session.execute(_SHOT_CREATED, {"project_id": data.project_id})
+    await session.execute(_SHOTS_CREATED, {"project_id": data.project_id, "n": 1})
+
+
+async def on_shots_created(session: AsyncSession, items: list[ShotCreated]) -> None:
+    """A run of ``shot.created``: each project's count raised once, by its number of shots.
+    (Only creates are gathered: a delete's floor at zero does not commute with them.)"""
+    counts = Counter(data.project_id for data in items)
+    rows = [{"project_id": project_id, "n": n} for project_id, n in counts.items()]
+    await session.execute(_SHOTS_CREATED, rows)
+
+
+shot_created = Batched(on_shot_created, on_shots_created)
 
 
 async def on_sequence_generated(session: AsyncSession, data: SequenceGenerated) -> None:

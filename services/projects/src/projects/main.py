@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from projects.config import Settings
-from projects.events import on_sequence_generated, on_shot_created, on_shot_deleted
+from projects.events import on_sequence_generated, on_shot_deleted, shot_created
 from projects.models import SCHEMA, event_tables
 from projects.production_routes import jobs_router
 from projects.production_routes import router as productions_router
@@ -94,7 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             consumer(  # the shot counts: a copy of shots' data, like a replica
                 "projects-shots",
                 shot_events.STREAM,
-                {ShotCreated: on_shot_created, ShotDeleted: on_shot_deleted},
+                {ShotCreated: shot_created, ShotDeleted: on_shot_deleted},
                 linger=settings.REPLICA_LINGER_SECONDS,
             ),
             consumer(
