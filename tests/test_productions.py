@@ -406,31 +406,40 @@ def test_killed_sequences_and_audio_workers_mid_production_and_each_artefact_onc
 
 
 def test_cancel_mid_production_stops_the_steps_in_flight_and_exports_nothing(
-    api: httpx.Client, make_user: Any
+    stack: Stack, api: httpx.Client, make_user: Any
 ) -> None:
     user = make_user()
     pid = new_project(api, user)
-    prod = start(api, user, pid)["id"]
-    settle(
-        lambda: any(s["kind"] == "music" for s in production(api, user, pid, prod)["steps"]),
-        within=60,
-        what="the music requested",
-    )
-    answer = api.post(f"/api/productions/{prod}/cancel", headers=user.headers)
-    assert answer.status_code == 200, answer.text
-    assert answer.json()["status"] == "cancelled"
-    found = production(api, user, pid, prod)
-    music = steps_of(found, "music")[0]
-    assert music["status"] == "cancelled"
-    # The music's own job stops: the audio service cancelled it on production.cancelled.
-    settle(
-        lambda: (
-            api.get(f"/api/audio/{music['ref']}", headers=user.headers).json()["status"]
-            == "cancelled"
-        ),
-        within=20,
-        what="the music job cancelled",
-    )
+    # The audio worker is down while the production starts, so its narrations and music are
+    # still in flight when the cancel comes, however fast this machine renders them.
+    stack.stop_worker("audio", kill=True)
+    try:
+        prod = start(api, user, pid)["id"]
+        settle(
+            lambda: any(s["kind"] == "music" for s in production(api, user, pid, prod)["steps"]),
+            within=60,
+            what="the music requested",
+        )
+        answer = api.post(f"/api/productions/{prod}/cancel", headers=user.headers)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["status"] == "cancelled"
+        found = production(api, user, pid, prod)
+        music = steps_of(found, "music")[0]
+        assert music["status"] == "cancelled"
+        seen: dict[str, Any] = {}
+
+        def music_cancelled() -> bool:
+            answer = api.get(f"/api/audio/{music['ref']}", headers=user.headers)
+            seen.update(code=answer.status_code, body=answer.json())
+            return answer.status_code == 200 and answer.json()["status"] == "cancelled"
+
+        # The music's own job stops: the audio service cancelled it on production.cancelled.
+        try:
+            settle(music_cancelled, within=20, what="the music job cancelled")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; the music record last answered {seen}") from None
+    finally:
+        stack.start_worker("audio")  # it must find nothing left to render
     # Nothing new starts, and no film is exported (late answers have had time to arrive).
     time.sleep(2)
     time_left = production(api, user, pid, prod)
