@@ -418,13 +418,7 @@ async def test_events_trickling_in_share_a_transaction_when_the_consumer_lingers
                     lambda n=n: _at_least(kit, n + 1), within=10, what=f"event {n} applied"
                 )
             await asyncio.sleep(0.02)
-
-        async def settled() -> bool:
-            return await _at_least(kit, total) and await _drained(
-                js, kit.stream.name, consumer.name
-            )
-
-        await eventually(settled, within=20, what="every event applied and acknowledged")
+        await _all_applied(js, kit, consumer, total)
     finally:
         await consumer.stop()
     rows = await kit.applied_rows()
@@ -474,6 +468,15 @@ async def test_a_failing_event_does_not_hold_up_the_rest_of_its_batch(kit: Any, 
 
 async def _at_least(kit: Any, count: int) -> bool:
     return await kit.applied_count() >= count
+
+
+async def _all_applied(js: Any, kit: Any, consumer: EventConsumer, total: int) -> None:
+    """Wait until ``total`` events are applied and the consumer has acknowledged them all."""
+
+    async def settled() -> bool:
+        return await _at_least(kit, total) and await _drained(js, kit.stream.name, consumer.name)
+
+    await eventually(settled, within=20, what="every event applied and acknowledged")
 
 
 async def test_consumer_resumes_after_nats_restart(kit: Any, infra_dir: Path):
@@ -558,13 +561,7 @@ async def test_a_batched_handler_applies_a_fetched_run_in_one_call_exactly_once(
     )
     await consumer.start()
     try:
-
-        async def settled() -> bool:
-            return await _at_least(kit, total) and await _drained(
-                js, kit.stream.name, consumer.name
-            )
-
-        await eventually(settled, within=20, what="every event applied and acknowledged")
+        await _all_applied(js, kit, consumer, total)
     finally:
         await consumer.stop()
     rows = await kit.applied_rows()
