@@ -49,6 +49,7 @@ from storycore_shared.events.tables import EventTables
 from storycore_shared.logs import configure_logging
 from storycore_shared.middleware import RequestContextMiddleware
 from storycore_shared.migrations import migrate
+from storycore_shared.token_keys import codec
 
 logger = logging.getLogger(__name__)
 
@@ -179,6 +180,7 @@ def create_service_app(spec: ServiceSpec[Any]) -> FastAPI:
         )
         if spec.state is not None:
             runtime.state = spec.state(runtime)
+        codec()  # PyJWT and the signature checks load at start, not in the first request
         runtime.consumers = spec.consumers(runtime)
         app.state.runtime = runtime
         await runtime.readiness.start()
