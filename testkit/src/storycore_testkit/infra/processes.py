@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -16,9 +17,48 @@ from typing import IO
 LogSink = Callable[[str, str], None]
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port nobody listens on right now (the OS picks it, so 5432/4222 are never chosen)."""
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+# Listening ports are drawn from here, below Linux's usual ephemeral range (32768-60999).
+LISTEN_PORTS = range(20000, 32768)
+_handed_out: set[int] = set()
+_handed_out_lock = threading.Lock()
+
+
+def _ephemeral() -> range:
+    try:
+        low, high = (int(part) for part in EPHEMERAL_RANGE.read_text().split())
+    except (OSError, ValueError):
+        return range(32768, 61000)
+    return range(low, high + 1)
+
+
+def _bindable(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on right now, for a server that binds it seconds later.
+
+    It is outside the kernel's ephemeral range: a port from that range (what binding port 0
+    gives) can meanwhile become the source port of an outgoing connection, and the server's
+    bind then fails with "address already in use" (seen when a service's start-up raced the
+    others' connections to Postgres and NATS). Ports are never handed out twice by one process;
+    5432, 4222 and 8080 are outside the range.
+    """
+    ephemeral = _ephemeral()
+    candidates = [p for p in LISTEN_PORTS if p not in ephemeral]
+    with _handed_out_lock:
+        for _ in range(200 if candidates else 0):
+            port = random.choice(candidates)  # not a secret, only a spread
+            if port not in _handed_out and _bindable(host, port):
+                _handed_out.add(port)
+                return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # a crowded range
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
