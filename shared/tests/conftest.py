@@ -56,6 +56,13 @@ class Kit:
         async with self.engine.connect() as conn:
             return int(await conn.scalar(select(func.count()).select_from(self.applied)) or 0)
 
+    async def unpublished_count(self) -> int:
+        """Outbox rows the relay has not published yet."""
+        outbox = self.tables.outbox
+        async with self.engine.connect() as conn:
+            unpublished = select(func.count()).where(outbox.c.published_at.is_(None))
+            return int(await conn.scalar(unpublished) or 0)
+
 
 def make_kit_metadata(name: str) -> tuple[MetaData, EventTables, Table]:
     metadata = MetaData(schema=name)

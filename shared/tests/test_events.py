@@ -90,13 +90,7 @@ async def test_relay_publishes_committed_events_in_order_with_msg_id(kit: Any, b
         assert [CloudEvent.model_validate_json(m.data).data["n"] for m in messages] == list(
             range(20)
         )
-        async with kit.engine.connect() as conn:
-            pending = await conn.scalar(
-                select(func.count())
-                .select_from(kit.tables.outbox)
-                .where(kit.tables.outbox.c.published_at.is_(None))
-            )
-        assert pending == 0
+        assert await kit.unpublished_count() == 0
         assert relay.role == "leader"
     finally:
         await relay.stop()

@@ -161,6 +161,26 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
+async def get_autocommit_session(request: Request) -> AsyncIterator[AsyncSession]:
+    from storycore_shared.app import runtime_of
+
+    async with transaction(runtime_of(request).autocommit_sessionmaker) as session:
+        yield session
+
+
+# For a route whose work is one statement (a write with its event in the same statement, see
+# ``outbox.insert_with_event``) or reads that need no common snapshot: each statement commits on
+# its own, so the request makes no BEGIN and COMMIT round trips and holds no lock between them.
+AutocommitSessionDep = Annotated[AsyncSession, Depends(get_autocommit_session, scope="function")]
+
+
+def new_list() -> list[Any]:
+    """``default_factory`` for a list column of a SQLModel table. Pydantic inspects a factory's
+    signature on every construction of a table model, and for the builtin ``list`` (whose
+    signature is parsed from text) that costs about 0.2 ms each time; for a function, 7 us."""
+    return []
+
+
 async def provision_service_role(admin_dsn: str, role: str, password: str) -> None:
     """Create (or re-key) the login role ``role`` owning schema ``role``, with no other rights.
 
