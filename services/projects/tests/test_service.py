@@ -33,6 +33,23 @@ async def _create(session: AsyncSession, principal: Principal = OWNER, **fields:
     return await service.create_project(session, principal=principal, data=data)
 
 
+def _event_data(
+    project_id: uuid.UUID, name: str, version: int, *, size: tuple[int, int] = (1920, 1080)
+) -> dict[str, Any]:
+    """A project event's data, as JSON, for OWNER's private draft."""
+    return {
+        "id": str(project_id),
+        "project_id": str(project_id),
+        "owner_id": str(OWNER.user_id),
+        "name": name,
+        "is_public": False,
+        "status": "draft",
+        "version": version,
+        "resolution_width": size[0],
+        "resolution_height": size[1],
+    }
+
+
 async def _stored(session: AsyncSession, project_id: uuid.UUID) -> Project | None:
     return (
         await session.scalars(
@@ -63,17 +80,7 @@ async def test_create_is_version_1_owned_by_the_caller_with_a_created_event(
     assert subject == "project.created"
     assert payload["source"] == "projects"
     assert payload["actor"] == str(OWNER.user_id)
-    assert payload["data"] == {
-        "id": str(project.id),
-        "project_id": str(project.id),
-        "owner_id": str(OWNER.user_id),
-        "name": "Lighthouse",
-        "is_public": False,
-        "status": "draft",
-        "version": 1,
-        "resolution_width": 640,
-        "resolution_height": 360,
-    }
+    assert payload["data"] == _event_data(project.id, "Lighthouse", 1, size=(640, 360))
 
 
 async def test_a_partial_update_changes_only_what_was_sent_and_bumps_the_version(
@@ -97,8 +104,14 @@ async def test_a_partial_update_changes_only_what_was_sent_and_bumps_the_version
     assert (stored.fps, stored.format, stored.status) == (30, "landscape", "draft")
     assert stored.created_at == created_at
     assert stored.updated_at > updated_at
-    subjects = [(s, p["data"]["name"], p["data"]["version"]) for s, p in await _outbox(session)]
-    assert subjects == [("project.created", "Lighthouse", 1), ("project.updated", "Harbour", 2)]
+    [(_, created), (subject, event)] = await _outbox(session)
+    assert (created["data"]["name"], created["data"]["version"]) == ("Lighthouse", 1)
+    # Postgres builds this event from the updated row, in the update's own statement.
+    assert subject == event["type"] == "project.updated"
+    assert (event["subject"], event["source"]) == (str(project.id), "projects")
+    assert event["actor"] == str(OWNER.user_id)
+    assert event["data"] == _event_data(project.id, "Harbour", 2)
+    assert set(event) == set(created)  # the same envelope as an event built in Python
 
 
 async def test_an_empty_update_writes_nothing(session: AsyncSession) -> None:

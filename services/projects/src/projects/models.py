@@ -8,7 +8,7 @@ from sqlalchemy import Column, DateTime, Index, Integer, String, Table, Text, Uu
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-from storycore_shared.db import schema_registry, utcnow
+from storycore_shared.db import new_list, schema_registry, utcnow
 from storycore_shared.events.tables import EventTables
 from storycore_shared.jobs.tables import JobTables
 
@@ -35,7 +35,7 @@ class Project(Base, table=True):
     resolution_height: int = 1080
     fps: int = 24
     status: str = Field(default="draft", max_length=20)
-    tags: list[str] = Field(default_factory=list, sa_type=JSONB)
+    tags: list[str] = Field(default_factory=new_list, sa_type=JSONB)
     # "metadata" is SQLModel's own attribute, so the column is mapped under another name.
     meta: dict[str, Any] = Field(
         default_factory=dict, sa_column=Column("metadata", JSONB, nullable=False)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from projects.models import Project
+from projects.models import Project, event_tables
+from storycore_shared.events import outbox
+from storycore_shared.events.contracts.projects import ProjectUpdated
 
 
 async def get(
@@ -23,7 +26,20 @@ async def get(
     return result.first()
 
 
-async def update_owned(
+async def get_row(session: AsyncSession, project_id: uuid.UUID) -> dict[str, Any] | None:
+    """The project's columns (no ORM object), by a statement built once."""
+    row = (await session.execute(_select_one(), {"w_id": project_id})).mappings().first()
+    return None if row is None else dict(row)
+
+
+async def insert(session: AsyncSession, row: dict[str, Any], event: dict[str, Any]) -> None:
+    """Insert the project ``row`` (every column) and its event (``event_parameters``) in one
+    statement."""
+    statement = outbox.insert_row_with_event(_table(), event_tables)
+    await session.execute(statement, outbox.row_parameters(row) | event)
+
+
+async def update_owned_with_event(
     session: AsyncSession,
     project_id: uuid.UUID,
     owner_id: uuid.UUID,
@@ -31,22 +47,59 @@ async def update_owned(
     changes: dict[str, Any],
     expected_version: int | None,
     now: datetime,
-) -> Project | None:
-    """Apply ``changes`` and the next version in one statement, when the project is
-    ``owner_id``'s and at ``expected_version`` (if given); None when it is not (the caller then
-    finds out why). The row lock is taken and the new row read in the same round trip."""
-    where = [col(Project.id) == project_id, col(Project.owner_id) == owner_id]
+    envelope: dict[str, Any],
+) -> dict[str, Any] | None:
+    """Apply ``changes`` (by column name) and the next version, and write the
+    ``project.updated`` event built from the new row, in one statement, when the project is
+    ``owner_id``'s and at ``expected_version`` (if given). The new row's columns, or None when
+    nothing was changed (the caller then finds out why). The row lock lasts as long as the
+    statement."""
+    statement = _update(frozenset(changes), versioned=expected_version is not None)
+    parameters = outbox.row_parameters(changes) | envelope
+    parameters |= {"w_id": project_id, "w_owner_id": owner_id, "now": now}
     if expected_version is not None:
-        where.append(col(Project.version) == expected_version)
-    statement = (
-        update(Project)
-        .where(*where)
-        .values(**changes, version=col(Project.version) + 1, updated_at=now)
-        .returning(Project)
-        .execution_options(synchronize_session=False, populate_existing=True)
+        parameters["w_version"] = expected_version
+    row = (await session.execute(statement, parameters)).mappings().first()
+    return None if row is None else dict(row)
+
+
+def _table() -> Table:
+    return Project.metadata.tables[f"{Project.metadata.schema}.project"]
+
+
+@functools.cache
+def _select_one() -> Select[Any]:
+    table = _table()
+    return select(table).where(table.c.id == bindparam("w_id"))
+
+
+@functools.cache
+def _update(columns: frozenset[str], *, versioned: bool) -> Select[Any]:
+    """Built once per set of changed columns (bound parameters ``v_<column>``)."""
+    table = _table()
+    # Not a column's name: SQLAlchemy would take such a parameter for that column's new value.
+    where = [table.c.id == bindparam("w_id"), table.c.owner_id == bindparam("w_owner_id")]
+    if versioned:
+        where.append(table.c.version == bindparam("w_version"))
+    values: dict[str, Any] = {c: bindparam(f"v_{c}", type_=table.c[c].type) for c in columns}
+    values |= {"version": table.c.version + 1, "updated_at": bindparam("now")}
+    change = update(table).where(*where).values(values).returning(*table.c)
+    return outbox.returning_with_event(
+        change,
+        event_tables,
+        ProjectUpdated,
+        lambda row: {
+            "id": row.c.id,
+            "project_id": row.c.id,
+            "owner_id": row.c.owner_id,
+            "name": row.c.name,
+            "is_public": row.c.is_public,
+            "status": row.c.status,
+            "version": row.c.version,
+            "resolution_width": row.c.resolution_width,
+            "resolution_height": row.c.resolution_height,
+        },
     )
-    result = await session.scalars(statement)
-    return result.first()
 
 
 async def list_owned(

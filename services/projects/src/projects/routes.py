@@ -14,7 +14,7 @@ from projects.schemas import (
     ProjectUpdate,
 )
 from storycore_shared.auth import PrincipalDep
-from storycore_shared.db import SessionDep
+from storycore_shared.db import AutocommitSessionDep, SessionDep
 from storycore_shared.http import (
     IfMatch,
     IfNoneMatch,
@@ -35,12 +35,15 @@ def _with_etag(response: Response, project: ProjectPublic) -> ProjectPublic:
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_project(
-    data: ProjectCreate, session: SessionDep, principal: PrincipalDep, response: Response
+    data: ProjectCreate,
+    session: AutocommitSessionDep,
+    principal: PrincipalDep,
+    response: Response,
 ) -> ProjectPublic:
     """Create a project owned by the caller."""
     project = await service.create_project(session, principal=principal, data=data)
     response.headers["Location"] = f"/api/projects/{project.id}"
-    return _with_etag(response, ProjectPublic.of(project))
+    return _with_etag(response, project)
 
 
 @router.get("")
@@ -66,23 +69,23 @@ async def list_projects(
 @router.get("/{project_id}", response_model=ProjectPublic)
 async def get_project(
     project_id: uuid.UUID,
-    session: SessionDep,
+    session: AutocommitSessionDep,
     principal: PrincipalDep,
     response: Response,
     if_none_match: IfNoneMatch = None,
 ) -> ProjectPublic | Response:
     """One project: the caller's own, or anyone's public one (304 for a current ETag)."""
-    project = await service.get_readable(session, principal=principal, project_id=project_id)
+    project = await service.get_public(session, principal=principal, project_id=project_id)
     if cached := not_modified(if_none_match, project.version):
         return cached
-    return _with_etag(response, ProjectPublic.of(project))
+    return _with_etag(response, project)
 
 
 @router.put("/{project_id}")
 async def update_project(
     project_id: uuid.UUID,
     data: ProjectUpdate,
-    session: SessionDep,
+    session: AutocommitSessionDep,
     principal: PrincipalDep,
     response: Response,
     if_match: IfMatch = None,
@@ -95,7 +98,7 @@ async def update_project(
         data=data,
         expected_version=expected_version(data.version, if_match),
     )
-    return _with_etag(response, ProjectPublic.of(project))
+    return _with_etag(response, project)
 
 
 @router.delete("/{project_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from projects import repository
 from projects.models import Project, event_tables
 from projects.productions import delete_productions
-from projects.schemas import ProjectCreate, ProjectUpdate
+from projects.schemas import ProjectCreate, ProjectPublic, ProjectUpdate
 from storycore_shared.auth import Principal
 from storycore_shared.db import utcnow
 from storycore_shared.errors import VersionConflict
@@ -18,42 +20,56 @@ from storycore_shared.events.contracts.projects import (
     ProjectDeleted,
     ProjectUpdated,
 )
-from storycore_shared.events.outbox import add_event
+from storycore_shared.events.outbox import add_event, envelope_parameters, event_parameters
 from storycore_shared.http import check_version
 from storycore_shared.replicas.projects import check_access
 
 SOURCE = "projects"
 
 
-def _state(project: Project) -> dict[str, object]:
+def _state(row: Mapping[str, Any]) -> dict[str, object]:
     return {
-        "id": project.id,
-        "project_id": project.id,
-        "owner_id": project.owner_id,
-        "name": project.name,
-        "is_public": project.is_public,
-        "status": project.status,
-        "version": project.version,
-        "resolution_width": project.resolution_width,
-        "resolution_height": project.resolution_height,
+        "id": row["id"],
+        "project_id": row["id"],
+        "owner_id": row["owner_id"],
+        "name": row["name"],
+        "is_public": row["is_public"],
+        "status": row["status"],
+        "version": row["version"],
+        "resolution_width": row["resolution_width"],
+        "resolution_height": row["resolution_height"],
     }
 
 
 async def create_project(
     session: AsyncSession, *, principal: Principal, data: ProjectCreate
-) -> Project:
-    fields = data.model_dump(exclude={"metadata"})
-    project = Project(**fields, meta=data.metadata, owner_id=principal.user_id)
-    session.add(project)
-    await session.flush()
-    await add_event(
-        session,
-        event_tables,
-        ProjectCreated.model_validate(_state(project)),
-        source=SOURCE,
-        actor=principal.user_id,
+) -> ProjectPublic:
+    """The project and its ``project.created`` event, in one statement."""
+    now = utcnow()
+    row = data.model_dump() | {
+        "id": uuid.uuid4(),
+        "owner_id": principal.user_id,
+        "status": "draft",
+        "shot_count": 0,
+        "sequence_count": 0,
+        "created_at": now,
+        "updated_at": now,
+        "version": 1,
+    }
+    event = ProjectCreated.model_validate(_state(row))
+    await repository.insert(
+        session, row, event_parameters(event, source=SOURCE, actor=principal.user_id)
     )
-    return project
+    return ProjectPublic.model_validate(row)
+
+
+async def get_public(
+    session: AsyncSession, *, principal: Principal, project_id: uuid.UUID
+) -> ProjectPublic:
+    """What ``GET /api/projects/{id}`` answers: one prepared statement, no ORM object."""
+    row = await repository.get_row(session, project_id)
+    project = None if row is None else ProjectPublic.model_validate(row)
+    return check_access(project, project_id, principal, write=False)
 
 
 async def get_readable(
@@ -77,36 +93,31 @@ async def update_project(
     project_id: uuid.UUID,
     data: ProjectUpdate,
     expected_version: int | None,
-) -> Project:
-    changes = {"meta" if f == "metadata" else f: v for f, v in data.changes().items()}
-    updated = None
-    if changes:  # the usual case: one statement that checks, locks and writes
-        updated = await repository.update_owned(
+) -> ProjectPublic:
+    changes = data.changes()
+    if changes:  # the usual case: one statement checks, locks, writes and records the event
+        row = await repository.update_owned_with_event(
             session,
             project_id,
             principal.user_id,
             changes=changes,
             expected_version=expected_version,
             now=utcnow(),
+            envelope=envelope_parameters(
+                ProjectUpdated, project_id, source=SOURCE, actor=principal.user_id
+            ),
         )
-    if updated is None:  # nothing to change, or the reason it was not changed
-        project = await get_writable(session, principal=principal, project_id=project_id)
-        check_version("project", project.version, expected_version)
-        if changes:  # not reached (versions only grow), but a conflict is the safe answer
-            raise VersionConflict(
-                "The project changed while it was being updated; reload and retry.",
-                extra={"current_version": project.version},
-            )
-        return project  # nothing to write: no new version, no event
-    project = updated
-    await add_event(
-        session,
-        event_tables,
-        ProjectUpdated.model_validate(_state(project)),
-        source=SOURCE,
-        actor=principal.user_id,
-    )
-    return project
+        if row is not None:
+            return ProjectPublic.model_validate(row)
+    # Nothing to change, or the reason it was not changed.
+    project = await get_writable(session, principal=principal, project_id=project_id)
+    check_version("project", project.version, expected_version)
+    if changes:  # not reached (versions only grow), but a conflict is the safe answer
+        raise VersionConflict(
+            "The project changed while it was being updated; reload and retry.",
+            extra={"current_version": project.version},
+        )
+    return ProjectPublic.of(project)  # nothing to write: no new version, no event
 
 
 async def delete_project(
