@@ -13,7 +13,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import delete, text
+from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -115,4 +115,41 @@ async def test_a_writer_that_waited_for_the_lock_sees_the_version_it_waited_for(
             with contextlib.suppress(Exception):
                 await task
         await second.close()
+        await _forget(engine, project_id)
+
+
+async def test_shots_appended_at_once_get_distinct_indexes_and_matching_events(
+    engine: AsyncEngine,
+) -> None:
+    """Each append waits for the project's lock, then reads the last index in the statement
+    that inserts: it must count the shot of the writer it waited for."""
+    shots = Shots(ProjectDirectory(project_replica, "http://127.0.0.1:9"))
+    maker = async_sessionmaker(engine, expire_on_commit=False)
+    created = project_created(OWNER.user_id)
+    project_id = created.id
+    try:
+        async with maker() as setup, setup.begin():
+            await shots.directory.apply(setup, created)
+
+        async def append(n: int) -> tuple[uuid.UUID, int]:
+            async with maker() as session, session.begin():
+                shot = await shots.create_shot(
+                    session,
+                    principal=OWNER,
+                    data=ShotCreate(project_id=project_id, name=f"s{n}", prompt="p"),
+                )
+                return shot.id, shot.order_index
+
+        answers = await asyncio.gather(*(append(n) for n in range(12)))
+        assert sorted(index for _, index in answers) == list(range(12))
+        outbox = event_tables.outbox
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                select(outbox.c.payload["data"]).where(
+                    outbox.c.payload["data"]["project_id"].astext == str(project_id)
+                )
+            )
+            events = {uuid.UUID(data["id"]): data["order_index"] for (data,) in rows}
+        assert events == dict(answers)  # each event names the index its shot was given
+    finally:
         await _forget(engine, project_id)

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from shots.models import Shot, event_tables, project_replica
-from shots.schemas import ShotCreate
+from shots.schemas import ShotCreate, ShotPublic
 from shots.service import Shots, create_generated_shots, delete_project_shots
 from storycore_shared.auth import Principal
 from storycore_shared.errors import ProjectNotFound
@@ -88,7 +88,7 @@ async def _project(session: AsyncSession, handlers: dict[type, Any]) -> uuid.UUI
     return project_id
 
 
-async def _add(session: AsyncSession, shots: Shots, project_id: uuid.UUID, name: str) -> Shot:
+async def _add(session: AsyncSession, shots: Shots, project_id: uuid.UUID, name: str) -> ShotPublic:
     return await shots.create_shot(
         session,
         principal=OWNER,

@@ -17,7 +17,7 @@ from sqlmodel import col
 
 from shots.errors import InvalidShotOrder, ShotNotFound
 from shots.models import Shot, event_tables, project_replica
-from shots.schemas import ShotCreate, ShotUpdate
+from shots.schemas import ShotCreate, ShotPublic, ShotUpdate
 from shots.service import Shots, create_generated_shots, delete_project_shots
 from storycore_shared.auth import Principal
 from storycore_shared.errors import ProjectNotFound, ProjectReadOnly, VersionConflict
@@ -39,7 +39,9 @@ async def _project(session: AsyncSession, shots: Shots, *, public: bool = False)
     return await add_project(session, shots.directory, OWNER.user_id, public=public)
 
 
-async def _shot(session: AsyncSession, shots: Shots, project_id: uuid.UUID, **fields: Any) -> Shot:
+async def _shot(
+    session: AsyncSession, shots: Shots, project_id: uuid.UUID, **fields: Any
+) -> ShotPublic:
     data = ShotCreate.model_validate(
         {"project_id": project_id, "name": "Stairs", "prompt": "A keeper climbs.", **fields}
     )

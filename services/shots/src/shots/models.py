@@ -8,7 +8,7 @@ from sqlalchemy import Column, DateTime, Index, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-from storycore_shared.db import schema_registry, utcnow
+from storycore_shared.db import new_list, schema_registry, utcnow
 from storycore_shared.events.tables import EventTables
 from storycore_shared.replicas.projects import project_replica_table
 
@@ -42,8 +42,8 @@ class Shot(Base, table=True):
     meta: dict[str, Any] = Field(
         default_factory=dict, sa_column=Column("metadata", JSONB, nullable=False)
     )
-    character_ids: list[str] = Field(default_factory=list, sa_type=JSONB)
-    asset_ids: list[str] = Field(default_factory=list, sa_type=JSONB)
+    character_ids: list[str] = Field(default_factory=new_list, sa_type=JSONB)
+    asset_ids: list[str] = Field(default_factory=new_list, sa_type=JSONB)
     result_url: str | None = Field(default=None, sa_type=Text)
     thumbnail_url: str | None = Field(default=None, sa_type=Text)
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))

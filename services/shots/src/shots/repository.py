@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
-from sqlalchemy import Table, delete, func, select
+import sqlalchemy
+from sqlalchemy import Select, Table, bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from shots.models import Shot
+from shots.models import Shot, event_tables
+from storycore_shared.events import outbox
+from storycore_shared.events.contracts.shots import ShotCreated
 
 
 async def get(session: AsyncSession, shot_id: uuid.UUID, *, lock: bool = False) -> Shot | None:
@@ -18,6 +24,37 @@ async def get(session: AsyncSession, shot_id: uuid.UUID, *, lock: bool = False) 
         # writer committed it, not the copy it loaded before waiting (else a lost update).
         statement = statement.with_for_update().execution_options(populate_existing=True)
     return (await session.scalars(statement)).first()
+
+
+async def insert(
+    session: AsyncSession, row: Mapping[str, Any], *, append: bool, envelope: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Insert the shot ``row`` (every column) and its ``shot.created`` event (``envelope``:
+    ``envelope_parameters``) in one statement, and return the new row. With ``append``, the
+    shot's ``order_index`` is one past the project's last shot, read by the statement itself:
+    a statement sees what committed before it started, so a writer that waited for the
+    project's lock counts the shot the previous holder added."""
+    parameters = outbox.row_parameters(row) | dict(envelope)
+    return dict((await session.execute(_insert(append=append), parameters)).mappings().one())
+
+
+@functools.cache
+def _insert(*, append: bool) -> Select[Any]:
+    table = Shot.metadata.tables[f"{Shot.metadata.schema}.shot"]
+    values: dict[str, Any] = {c.name: bindparam(f"v_{c.name}", type_=c.type) for c in table.c}
+    if append:
+        last = (
+            select(func.max(table.c.order_index))
+            .where(table.c.project_id == values["project_id"])
+            .scalar_subquery()
+        )
+        values["order_index"] = func.coalesce(last + 1, 0)
+    return outbox.returning_with_event(
+        sqlalchemy.insert(table).values(values).returning(*table.c),
+        event_tables,
+        ShotCreated,
+        lambda row: {field: row.c[field] for field in ShotCreated.model_fields},
+    )
 
 
 async def next_order_index(session: AsyncSession, project_id: uuid.UUID) -> int:

@@ -51,7 +51,8 @@ async def create_shot(
     """Add a shot to one of the caller's projects."""
     shot = await shots.create_shot(session, principal=principal, data=data)
     response.headers["Location"] = f"/api/shots/{shot.id}"
-    return _public(response, shot, signer, principal)
+    response.headers["ETag"] = etag(shot.version)
+    return shot.signed(signer, user_id=principal.user_id)
 
 
 @router.get("/api/shots/{shot_id}", response_model=ShotPublic)

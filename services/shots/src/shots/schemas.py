@@ -161,9 +161,13 @@ class ShotPublic(BaseModel):
     def of(cls, shot: Shot, *, signer: MediaSigner, user_id: uuid.UUID) -> ShotPublic:
         """The shot as answered to ``user_id``: suite media URLs signed for them."""
         public = cls.model_validate({**shot.model_dump(exclude={"meta"}), "metadata": shot.meta})
-        public.result_url = signer.sign_suite_url(public.result_url, user_id=user_id)
-        public.thumbnail_url = signer.sign_suite_url(public.thumbnail_url, user_id=user_id)
-        return public
+        return public.signed(signer, user_id=user_id)
+
+    def signed(self, signer: MediaSigner, *, user_id: uuid.UUID) -> ShotPublic:
+        """This shot with its suite media URLs signed for ``user_id``."""
+        self.result_url = signer.sign_suite_url(self.result_url, user_id=user_id)
+        self.thumbnail_url = signer.sign_suite_url(self.thumbnail_url, user_id=user_id)
+        return self
 
 
 class ShotsPublic(BaseModel):

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shots import repository
 from shots.errors import InvalidShotOrder, ShotNotFound
 from shots.models import Shot, event_tables, project_replica
-from shots.schemas import ShotCreate, ShotUpdate
+from shots.schemas import ShotCreate, ShotPublic, ShotUpdate
 from storycore_shared.auth import Principal
 from storycore_shared.db import utcnow
 from storycore_shared.errors import ProjectNotFound
@@ -23,9 +23,10 @@ from storycore_shared.events.contracts.shots import (
     ShotDeleted,
     ShotRegenerationRequested,
     ShotsReordered,
+    ShotState,
     ShotUpdated,
 )
-from storycore_shared.events.outbox import add_event
+from storycore_shared.events.outbox import add_event, envelope_parameters
 from storycore_shared.http import check_version
 from storycore_shared.replicas.projects import ProjectDirectory
 
@@ -33,16 +34,7 @@ SOURCE = "shots"
 
 
 def _state(shot: Shot) -> dict[str, object]:
-    return {
-        "id": shot.id,
-        "project_id": shot.project_id,
-        "order_index": shot.order_index,
-        "name": shot.name,
-        "prompt": shot.prompt,
-        "shot_type": shot.shot_type,
-        "framing": shot.framing,
-        "version": shot.version,
-    }
+    return {field: getattr(shot, field) for field in ShotState.model_fields}
 
 
 class Shots:
@@ -73,27 +65,30 @@ class Shots:
         *,
         principal: Principal,
         data: ShotCreate,
-    ) -> Shot:
+    ) -> ShotPublic:
+        """The shot and its ``shot.created`` event in one statement, appended to the project's
+        shots unless ``order_index`` is given."""
         # Holding the project row serialises creates, so appended shots get distinct indexes.
         await self.directory.require(session, data.project_id, principal, write=True)
-        order_index = data.order_index
-        if order_index is None:
-            order_index = await repository.next_order_index(session, data.project_id)
-        shot = Shot(
-            **data.model_dump(exclude={"metadata", "order_index"}),
-            meta=data.metadata,
-            order_index=order_index,
-        )
-        session.add(shot)
-        await session.flush()
-        await add_event(
+        now = utcnow()
+        row = data.model_dump() | {
+            "id": uuid.uuid4(),
+            "status": "pending",
+            "result_url": None,
+            "thumbnail_url": None,
+            "created_at": now,
+            "updated_at": now,
+            "version": 1,
+        }
+        created = await repository.insert(
             session,
-            event_tables,
-            ShotCreated.model_validate(_state(shot)),
-            source=SOURCE,
-            actor=principal.user_id,
+            row,
+            append=data.order_index is None,
+            envelope=envelope_parameters(
+                ShotCreated, row["id"], source=SOURCE, actor=principal.user_id
+            ),
         )
-        return shot
+        return ShotPublic.model_validate(created)
 
     async def get_shot(
         self,
