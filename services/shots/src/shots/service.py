@@ -68,8 +68,6 @@ class Shots:
     ) -> ShotPublic:
         """The shot and its ``shot.created`` event in one statement, appended to the project's
         shots unless ``order_index`` is given."""
-        # Holding the project row serialises creates, so appended shots get distinct indexes.
-        await self.directory.require(session, data.project_id, principal, write=True)
         now = utcnow()
         row = data.model_dump() | {
             "id": uuid.uuid4(),
@@ -80,13 +78,14 @@ class Shots:
             "updated_at": now,
             "version": 1,
         }
+        envelope = envelope_parameters(
+            ShotCreated, row["id"], source=SOURCE, actor=principal.user_id
+        )
+        # Holding the project row serialises creates, so appended shots get distinct indexes;
+        # what can be prepared is prepared before taking it.
+        await self.directory.require(session, data.project_id, principal, write=True)
         created = await repository.insert(
-            session,
-            row,
-            append=data.order_index is None,
-            envelope=envelope_parameters(
-                ShotCreated, row["id"], source=SOURCE, actor=principal.user_id
-            ),
+            session, row, append=data.order_index is None, envelope=envelope
         )
         return ShotPublic.model_validate(created)
 
