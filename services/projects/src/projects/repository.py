@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Select, Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,7 +13,7 @@ from sqlmodel import col
 
 from projects.models import Project, event_tables
 from storycore_shared.events import outbox
-from storycore_shared.events.contracts.projects import ProjectUpdated
+from storycore_shared.events.contracts.projects import ProjectState, ProjectUpdated
 
 
 async def get(
@@ -24,6 +24,16 @@ async def get(
         statement = statement.with_for_update().execution_options(populate_existing=True)
     result = await session.scalars(statement)
     return result.first()
+
+
+class _Columns(Protocol):
+    def __getitem__(self, name: str) -> Any: ...
+
+
+def event_state(row: _Columns) -> dict[str, Any]:
+    """What a project's events carry, from its columns: a row's values, or (for Postgres to
+    build an event from the row it writes) a statement's columns."""
+    return {f: row["id" if f == "project_id" else f] for f in ProjectState.model_fields}
 
 
 async def get_row(session: AsyncSession, project_id: uuid.UUID) -> dict[str, Any] | None:
@@ -88,17 +98,7 @@ def _update(columns: frozenset[str], *, versioned: bool) -> Select[Any]:
         change,
         event_tables,
         ProjectUpdated,
-        lambda row: {
-            "id": row.c.id,
-            "project_id": row.c.id,
-            "owner_id": row.c.owner_id,
-            "name": row.c.name,
-            "is_public": row.c.is_public,
-            "status": row.c.status,
-            "version": row.c.version,
-            "resolution_width": row.c.resolution_width,
-            "resolution_height": row.c.resolution_height,
-        },
+        lambda row: event_state(row.c),
     )
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,20 +25,6 @@ from storycore_shared.replicas.projects import check_access
 SOURCE = "projects"
 
 
-def _state(row: Mapping[str, Any]) -> dict[str, object]:
-    return {
-        "id": row["id"],
-        "project_id": row["id"],
-        "owner_id": row["owner_id"],
-        "name": row["name"],
-        "is_public": row["is_public"],
-        "status": row["status"],
-        "version": row["version"],
-        "resolution_width": row["resolution_width"],
-        "resolution_height": row["resolution_height"],
-    }
-
-
 async def create_project(
     session: AsyncSession, *, principal: Principal, data: ProjectCreate
 ) -> ProjectPublic:
@@ -56,7 +40,7 @@ async def create_project(
         "updated_at": now,
         "version": 1,
     }
-    event = ProjectCreated.model_validate(_state(row))
+    event = ProjectCreated.model_validate(repository.event_state(row))
     await repository.insert(
         session, row, event_parameters(event, source=SOURCE, actor=principal.user_id)
     )
