@@ -8,26 +8,29 @@ from __future__ import annotations
 
 from collections import Counter
 
-from sqlalchemy import Table, bindparam, func, update
+from sqlalchemy import bindparam, func, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from projects.models import SCHEMA, Project
+from projects.models import project_table
 from storycore_shared.events.consumer import Batched
 from storycore_shared.events.contracts.sequences import SequenceGenerated
 from storycore_shared.events.contracts.shots import ShotCreated, ShotDeleted
 
-_project: Table = Project.metadata.tables[f"{SCHEMA}.{Project.__tablename__}"]
-_this_project = _project.c.id == bindparam("project_id")
+_this_project = project_table.c.id == bindparam("project_id")
 _SHOTS_CREATED = (
-    update(_project).where(_this_project).values(shot_count=_project.c.shot_count + bindparam("n"))
+    update(project_table)
+    .where(_this_project)
+    .values(shot_count=project_table.c.shot_count + bindparam("n"))
 )
 _SHOT_DELETED = (
-    update(_project)
+    update(project_table)
     .where(_this_project)
-    .values(shot_count=func.greatest(_project.c.shot_count - 1, 0))
+    .values(shot_count=func.greatest(project_table.c.shot_count - 1, 0))
 )
 _SEQUENCE_GENERATED = (
-    update(_project).where(_this_project).values(sequence_count=_project.c.sequence_count + 1)
+    update(project_table)
+    .where(_this_project)
+    .values(sequence_count=project_table.c.sequence_count + 1)
 )
 
 

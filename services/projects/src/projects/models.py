@@ -48,6 +48,9 @@ class Project(Base, table=True):
     version: int = 1
 
 
+# The table itself, for the statements built once on it (events, repository).
+project_table: Table = Project.metadata.tables[f"{SCHEMA}.{Project.__tablename__}"]
+
 # Productions (story -> film): each is a job of the kit (status, progress, events, cancel,
 # stream tickets) whose ``params`` hold the request and whose ``checkpoint`` holds the plan the
 # scenario step returned. Its steps are rows of ``production_step``.

@@ -7,11 +7,11 @@ import uuid
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Select, Table, bindparam, func, select, update
+from sqlalchemy import Select, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from projects.models import Project, event_tables
+from projects.models import Project, event_tables, project_table
 from storycore_shared.events import outbox
 from storycore_shared.events.contracts.projects import ProjectState, ProjectUpdated
 
@@ -45,7 +45,7 @@ async def get_row(session: AsyncSession, project_id: uuid.UUID) -> dict[str, Any
 async def insert(session: AsyncSession, row: dict[str, Any], event: dict[str, Any]) -> None:
     """Insert the project ``row`` (every column) and its event (``event_parameters``) in one
     statement."""
-    statement = outbox.insert_row_with_event(_table(), event_tables)
+    statement = outbox.insert_row_with_event(project_table, event_tables)
     await session.execute(statement, outbox.row_parameters(row) | event)
 
 
@@ -73,20 +73,16 @@ async def update_owned_with_event(
     return None if row is None else dict(row)
 
 
-def _table() -> Table:
-    return Project.metadata.tables[f"{Project.metadata.schema}.project"]
-
-
 @functools.cache
 def _select_one() -> Select[Any]:
-    table = _table()
+    table = project_table
     return select(table).where(table.c.id == bindparam("w_id"))
 
 
 @functools.cache
 def _update(columns: frozenset[str], *, versioned: bool) -> Select[Any]:
     """Built once per set of changed columns (bound parameters ``v_<column>``)."""
-    table = _table()
+    table = project_table
     # Not a column's name: SQLAlchemy would take such a parameter for that column's new value.
     where = [table.c.id == bindparam("w_id"), table.c.owner_id == bindparam("w_owner_id")]
     if versioned:

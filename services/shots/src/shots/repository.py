@@ -12,7 +12,7 @@ from sqlalchemy import Select, Table, bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from shots.models import Shot, event_tables
+from shots.models import Shot, event_tables, shot_table
 from storycore_shared.events import outbox
 from storycore_shared.events.contracts.shots import ShotCreated
 
@@ -40,7 +40,7 @@ async def insert(
 
 @functools.cache
 def _insert(*, append: bool) -> Select[Any]:
-    table = Shot.metadata.tables[f"{Shot.metadata.schema}.shot"]
+    table = shot_table
     values: dict[str, Any] = {c.name: bindparam(f"v_{c.name}", type_=c.type) for c in table.c}
     if append:
         last = (
