@@ -1,14 +1,41 @@
-"""The request pool against a real Postgres."""
+"""The request pool, and prepared statements on the driver's connection, against a real Postgres."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from sqlalchemy import text
+import pytest
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    Uuid,
+    bindparam,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 
 from storycore_shared.config import ServiceSettings
-from storycore_shared.db import asyncpg_dsn, create_engine
+from storycore_shared.db import (
+    DriverConnection,
+    Prepared,
+    asyncpg_dsn,
+    create_engine,
+    pooled_driver_connection,
+)
 from storycore_testkit.polling import eventually
 
 
@@ -39,3 +66,126 @@ async def test_a_connection_the_server_closed_is_never_handed_out(postgres_admin
     finally:
         await admin.close()
         await engine.dispose()
+
+
+def _typed_table(schema: str) -> Table:
+    """A column of each type the prepared statements of the services carry."""
+    return Table(
+        "typed",
+        MetaData(schema=schema),
+        Column("id", Uuid, primary_key=True),
+        Column("name", String(255), nullable=False),
+        Column("note", Text, nullable=True),
+        Column("count", Integer, nullable=False),
+        Column("seconds", Float, nullable=False),
+        Column("public", Boolean, nullable=False),
+        Column("meta", JSONB, nullable=False),
+        Column("tags", JSONB, nullable=False),
+        Column("at", DateTime(timezone=True), nullable=False),
+    )
+
+
+async def test_a_prepared_statement_binds_and_returns_what_sqlalchemy_does(kit: Any) -> None:
+    typed = _typed_table(kit.name)
+    async with kit.engine.begin() as conn:
+        await conn.run_sync(typed.metadata.create_all)
+    values = {
+        "id": uuid.uuid4(),
+        "name": "Lighthouse",
+        "note": None,
+        "count": 3,
+        "seconds": 2.5,
+        "public": True,
+        "meta": {"genre": "noir", "nested": [1, {"a": None}]},
+        "tags": ["sea", "night"],
+        "at": datetime(2026, 11, 29, 7, 30, tzinfo=UTC),
+    }
+    insert_row = Prepared(
+        insert(typed)
+        .values({c.name: bindparam(f"v_{c.name}", type_=c.type) for c in typed.c})
+        # A value the statement binds itself: SQLAlchemy's default travels with it.
+        .returning(typed.c.id, literal("made").label("how"))
+    )
+    select_row = Prepared(select(typed).where(typed.c.id == bindparam("w_id")))
+    async with kit.engine.connect() as pooled:
+        connection = await DriverConnection.of(pooled)
+        made = await connection.fetchrow(insert_row, {f"v_{k}": v for k, v in values.items()})
+        assert made is not None
+        assert dict(made) == {"id": values["id"], "how": "made"}
+        raw = await connection.fetchrow(select_row, {"w_id": values["id"]})
+        assert await connection.fetchrow(select_row, {"w_id": uuid.uuid4()}) is None
+    async with kit.sessionmaker() as session:
+        orm = (await session.execute(select_row.statement, {"w_id": values["id"]})).mappings()
+        expected = dict(orm.one())
+    assert raw is not None
+    assert dict(raw) == expected == values
+    assert [type(v) for v in dict(raw).values()] == [type(v) for v in expected.values()]
+
+
+async def test_a_prepared_statement_runs_in_the_transaction_of_its_session(kit: Any) -> None:
+    statement = Prepared(
+        insert(kit.applied).values(
+            event_id=bindparam("e"), entity_id=bindparam("x"), n=bindparam("n")
+        )
+    )
+    async with kit.sessionmaker() as session:
+        connection = await DriverConnection.of(session)
+        await connection.fetchrow(statement, {"e": "e1", "x": uuid.uuid4(), "n": 1})
+        assert await kit.applied_count() == 0  # not committed: another connection sees nothing
+        await session.rollback()
+    assert await kit.applied_count() == 0
+    async with kit.sessionmaker() as session:
+        connection = await DriverConnection.of(session)
+        await connection.fetchrow(statement, {"e": "e2", "x": uuid.uuid4(), "n": 2})
+        await session.commit()
+    assert [r.event_id for r in await kit.applied_rows()] == ["e2"]
+
+
+async def test_a_prepared_statement_refuses_what_it_cannot_bind(kit: Any) -> None:
+    applied = kit.applied
+    many = Prepared(select(applied).where(applied.c.n.in_(bindparam("ns", expanding=True))))
+    async with kit.engine.connect() as pooled:
+        connection = await DriverConnection.of(pooled)
+        with pytest.raises(ValueError, match="expanding"):
+            await connection.fetchrow(many, {"ns": [1, 2]})
+        one = Prepared(select(applied).where(applied.c.n == bindparam("n")))
+        with pytest.raises(KeyError, match="'n'"):
+            await connection.fetchrow(one, {})
+
+
+async def test_a_routes_connection_is_taken_by_its_first_statement(kit: Any) -> None:
+    """A request that fails before its first statement never waits for a pooled connection."""
+    count = Prepared(select(func.count()).select_from(kit.applied))
+    pool = kit.engine.sync_engine.pool
+    async with pooled_driver_connection(kit.engine, transaction=False) as connection:
+        assert pool.checkedout() == 0
+        row = await connection.fetchrow(count, {})
+        assert row is not None
+        assert pool.checkedout() == 1
+    assert pool.checkedout() == 0
+
+
+async def test_a_routes_transaction_commits_at_the_end_or_rolls_back(kit: Any) -> None:
+    statement = Prepared(
+        insert(kit.applied).values(
+            event_id=bindparam("e"), entity_id=bindparam("x"), n=bindparam("n")
+        )
+    )
+
+    async def refused() -> None:
+        async with pooled_driver_connection(kit.engine, transaction=True) as connection:
+            await connection.fetchrow(statement, {"e": "e1", "x": uuid.uuid4(), "n": 1})
+            raise RuntimeError("refused")
+
+    with pytest.raises(RuntimeError, match="refused"):
+        await refused()
+    assert await kit.applied_count() == 0
+    async with pooled_driver_connection(kit.engine, transaction=True) as connection:
+        await connection.fetchrow(statement, {"e": "e2", "x": uuid.uuid4(), "n": 2})
+        await connection.fetchrow(statement, {"e": "e3", "x": uuid.uuid4(), "n": 3})
+        assert await kit.applied_count() == 0  # not before the end of the block
+    assert [r.event_id for r in await kit.applied_rows()] == ["e2", "e3"]
+    # Without a transaction each statement is visible at once.
+    async with pooled_driver_connection(kit.engine, transaction=False) as connection:
+        await connection.fetchrow(statement, {"e": "e4", "x": uuid.uuid4(), "n": 4})
+        assert await kit.applied_count() == 3

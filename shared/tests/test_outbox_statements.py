@@ -12,9 +12,8 @@ import pytest
 from nats.js.errors import NotFoundError
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from storycore_shared.db import asyncpg_dsn, transaction
+from storycore_shared.db import DriverConnection, Prepared, asyncpg_dsn, transaction
 from storycore_shared.events.broker import Broker
 from storycore_shared.events.envelope import CloudEvent
 from storycore_shared.events.outbox import (
@@ -61,20 +60,17 @@ async def _outbox(kit: Any) -> list[tuple[str, dict[str, Any]]]:
 
 
 async def test_one_statement_writes_record_their_event_without_a_transaction(kit: Any) -> None:
-    autocommit = async_sessionmaker(
-        kit.engine.execution_options(isolation_level="AUTOCOMMIT"),
-        class_=AsyncSession,
-        expire_on_commit=False,
-    )
     listener = await asyncpg.connect(asyncpg_dsn(kit.database_url))
     notified: asyncio.Queue[str] = asyncio.Queue()
     await listener.add_listener(kit.tables.notify_channel, lambda *_: notified.put_nowait(""))
-    create, bump = _statements(kit)
+    create, bump = (Prepared(statement) for statement in _statements(kit))
     entity = uuid.uuid4()
     try:
         created = kit.event(id=entity, n=1)
-        async with transaction(autocommit) as session:
-            await session.execute(
+        # As a route runs them: on the driver connection, outside any transaction.
+        async with kit.engine.connect() as pooled:
+            connection = await DriverConnection.of(pooled)
+            await connection.fetchrow(
                 create,
                 {"v_event_id": "e1", "v_entity_id": entity, "v_n": 1}
                 | event_parameters(created, source="kit", actor=ACTOR),
@@ -82,12 +78,13 @@ async def test_one_statement_writes_record_their_event_without_a_transaction(kit
             # Each statement committed on its own: another connection sees the row at once.
             assert await kit.applied_count() == 1
             parameters = envelope_parameters(kit.event, entity, source="kit", actor=ACTOR)
-            rows = (await session.execute(bump, parameters | {"w_entity_id": entity})).all()
-            assert [(r.entity_id, r.n, r.outbox_events) for r in rows] == [(entity, 2, 1)]
+            row = await connection.fetchrow(bump, parameters | {"w_entity_id": entity})
+            assert row is not None
+            assert (row["entity_id"], row["n"], row["outbox_events"]) == (entity, 2, 1)
             # A change that matches no row writes no event.
             missing = envelope_parameters(kit.event, entity, source="kit")
-            nothing = await session.execute(bump, missing | {"w_entity_id": uuid.uuid4()})
-            assert nothing.all() == []
+            nothing = await connection.fetchrow(bump, missing | {"w_entity_id": uuid.uuid4()})
+            assert nothing is None
         await asyncio.wait_for(notified.get(), timeout=5)
         await asyncio.wait_for(notified.get(), timeout=5)
     finally:

@@ -41,6 +41,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -53,6 +54,8 @@ from storycore_devstack.stack import Stack, StackConfig
 from storycore_testkit.infra.processes import LogSink
 
 DEFAULT_DATA_DIR = REPO_ROOT / ".storycore"
+# How long `down` waits for the stack to stop.
+DOWN_WAIT_SECONDS = 120.0
 _print_lock = threading.Lock()
 
 
@@ -148,8 +151,18 @@ def cmd_down(args: argparse.Namespace) -> int:
     if state is None:
         print("storycore: no stack is running from this data folder")
         return 0
-    os.kill(int(str(state["pid"])), signal.SIGTERM)
-    print(f"storycore: asked the stack (pid {state['pid']}) to stop")
+    pid = int(str(state["pid"]))
+    os.kill(pid, signal.SIGTERM)
+    print(f"storycore: asked the stack (pid {pid}) to stop")
+    # Until every process has exited (Postgres last): an `up` right after must find the data
+    # folder free, not a server still shutting down.
+    deadline = time.monotonic() + DOWN_WAIT_SECONDS
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            print(f"storycore: the stack is still stopping after {DOWN_WAIT_SECONDS:.0f} s")
+            return 1
+        time.sleep(0.2)
+    print("storycore: stopped")
     return 0
 
 
@@ -160,6 +173,9 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
+    # An exited process its parent has not reaped yet is gone too.
+    with contextlib.suppress(OSError, IndexError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     return True
 
 

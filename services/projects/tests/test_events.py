@@ -17,6 +17,7 @@ from projects.events import (
 from projects.models import Project, event_tables
 from projects.schemas import ProjectCreate
 from storycore_shared.auth import Principal
+from storycore_shared.db import DriverConnection
 from storycore_shared.events.contracts.sequences import GeneratedShot, SequenceGenerated
 from storycore_shared.events.contracts.shots import ShotCreated, ShotDeleted
 
@@ -24,7 +25,9 @@ OWNER = Principal(user_id=uuid.uuid4())
 
 
 async def _project(session: AsyncSession, name: str = "Lighthouse") -> Project:
-    return await service.create_project(session, principal=OWNER, data=ProjectCreate(name=name))
+    return await service.create_project(
+        await DriverConnection.of(session), principal=OWNER, data=ProjectCreate(name=name)
+    )
 
 
 async def _fresh(session: AsyncSession, project_id: uuid.UUID) -> Project:

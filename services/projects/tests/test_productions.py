@@ -20,6 +20,7 @@ from projects.productions import Productions, music_intensity, step_ref
 from projects.schemas import ProjectCreate
 from storycore_shared.auth import Principal
 from storycore_shared.contracts.planning import PlannedShot
+from storycore_shared.db import DriverConnection
 from storycore_shared.events.contracts.audio import AudioFailed, AudioGenerated, AudioMixed
 from storycore_shared.events.contracts.llm import (
     PlannedScene,
@@ -101,7 +102,7 @@ async def _start(
     session: AsyncSession, saga: Productions, **fields: Any
 ) -> tuple[uuid.UUID, uuid.UUID]:
     project = await service.create_project(
-        session, principal=OWNER, data=ProjectCreate(name="Lighthouse")
+        await DriverConnection.of(session), principal=OWNER, data=ProjectCreate(name="Lighthouse")
     )
     data = ProductionCreate.model_validate({"story": STORY, "shots_per_scene": 2, **fields})
     job = await saga.start(session, principal=OWNER, project_id=project.id, data=data)

@@ -13,6 +13,7 @@ from projects import service
 from projects.models import Project, event_tables
 from projects.schemas import ProjectCreate, ProjectSummary, ProjectUpdate
 from storycore_shared.auth import Principal
+from storycore_shared.db import DriverConnection
 from storycore_shared.errors import ProjectNotFound, ProjectReadOnly, VersionConflict
 
 OWNER = Principal(user_id=uuid.uuid4())
@@ -30,7 +31,9 @@ async def _outbox(session: AsyncSession) -> list[tuple[str, dict[str, Any]]]:
 
 async def _create(session: AsyncSession, principal: Principal = OWNER, **fields: Any) -> Project:
     data = ProjectCreate.model_validate({"name": "Lighthouse", **fields})
-    return await service.create_project(session, principal=principal, data=data)
+    return await service.create_project(
+        await DriverConnection.of(session), principal=principal, data=data
+    )
 
 
 def _event_data(
@@ -89,7 +92,7 @@ async def test_a_partial_update_changes_only_what_was_sent_and_bumps_the_version
     project = await _create(session, description="old", fps=30, metadata={"a": 1})
     created_at, updated_at = project.created_at, project.updated_at
     updated = await service.update_project(
-        session,
+        await DriverConnection.of(session),
         principal=OWNER,
         project_id=project.id,
         data=ProjectUpdate.model_validate(
@@ -117,7 +120,7 @@ async def test_a_partial_update_changes_only_what_was_sent_and_bumps_the_version
 async def test_an_empty_update_writes_nothing(session: AsyncSession) -> None:
     project = await _create(session)
     same = await service.update_project(
-        session,
+        await DriverConnection.of(session),
         principal=OWNER,
         project_id=project.id,
         data=ProjectUpdate.model_validate({"version": 1}),
@@ -130,7 +133,7 @@ async def test_an_empty_update_writes_nothing(session: AsyncSession) -> None:
 async def test_a_stale_version_is_a_409_and_changes_nothing(session: AsyncSession) -> None:
     project = await _create(session)
     await service.update_project(
-        session,
+        await DriverConnection.of(session),
         principal=OWNER,
         project_id=project.id,
         data=ProjectUpdate(name="Second"),
@@ -138,7 +141,7 @@ async def test_a_stale_version_is_a_409_and_changes_nothing(session: AsyncSessio
     )
     with pytest.raises(VersionConflict) as caught:
         await service.update_project(
-            session,
+            await DriverConnection.of(session),
             principal=OWNER,
             project_id=project.id,
             data=ProjectUpdate(name="Lost update"),
@@ -164,7 +167,7 @@ async def test_another_users_private_project_does_not_exist_for_them(
         await service.get_readable(session, principal=STRANGER, project_id=project.id)
     with pytest.raises(ProjectNotFound):
         await service.update_project(
-            session,
+            await DriverConnection.of(session),
             principal=STRANGER,
             project_id=project.id,
             data=ProjectUpdate(name="Mine now"),
@@ -190,7 +193,7 @@ async def test_a_public_project_is_readable_by_others_but_not_writable(
     assert seen.id == project.id
     with pytest.raises(ProjectReadOnly) as caught:
         await service.update_project(
-            session,
+            await DriverConnection.of(session),
             principal=STRANGER,
             project_id=project.id,
             data=ProjectUpdate(is_public=False),
@@ -212,7 +215,7 @@ async def test_making_a_project_private_hides_it_and_says_so_in_the_event(
 ) -> None:
     project = await _create(session, is_public=True)
     await service.update_project(
-        session,
+        await DriverConnection.of(session),
         principal=OWNER,
         project_id=project.id,
         data=ProjectUpdate(is_public=False),
@@ -259,7 +262,7 @@ async def test_the_list_is_the_callers_newest_first_filtered_and_paged(
 
     # An update makes the project the most recently updated one.
     await service.update_project(
-        session,
+        await DriverConnection.of(session),
         principal=OWNER,
         project_id=first.id,
         data=ProjectUpdate(status="in_progress"),

@@ -27,7 +27,7 @@ from shots.models import SCHEMA, Shot, event_tables, project_replica
 from shots.schemas import ShotCreate, ShotUpdate
 from shots.service import Shots
 from storycore_shared.auth import Principal
-from storycore_shared.db import sqlalchemy_url
+from storycore_shared.db import DriverConnection, sqlalchemy_url
 from storycore_shared.errors import VersionConflict
 from storycore_shared.replicas.projects import ProjectDirectory
 from storycore_testkit.polling import eventually
@@ -80,7 +80,7 @@ async def test_a_writer_that_waited_for_the_lock_sees_the_version_it_waited_for(
         async with maker() as setup, setup.begin():
             await shots.directory.apply(setup, created)
             shot = await shots.create_shot(
-                setup,
+                await DriverConnection.of(setup),
                 principal=OWNER,
                 data=ShotCreate(project_id=project_id, name="Stairs", prompt="p"),
             )
@@ -134,7 +134,7 @@ async def test_shots_appended_at_once_get_distinct_indexes_and_matching_events(
         async def append(n: int) -> tuple[uuid.UUID, int]:
             async with maker() as session, session.begin():
                 shot = await shots.create_shot(
-                    session,
+                    await DriverConnection.of(session),
                     principal=OWNER,
                     data=ShotCreate(project_id=project_id, name=f"s{n}", prompt="p"),
                 )

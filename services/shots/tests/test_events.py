@@ -18,6 +18,7 @@ from shots.models import Shot, event_tables, project_replica
 from shots.schemas import ShotCreate, ShotPublic
 from shots.service import Shots, create_generated_shots, delete_project_shots
 from storycore_shared.auth import Principal
+from storycore_shared.db import DriverConnection
 from storycore_shared.errors import ProjectNotFound
 from storycore_shared.events.contracts.projects import (
     ProjectCreated,
@@ -90,7 +91,7 @@ async def _project(session: AsyncSession, handlers: dict[type, Any]) -> uuid.UUI
 
 async def _add(session: AsyncSession, shots: Shots, project_id: uuid.UUID, name: str) -> ShotPublic:
     return await shots.create_shot(
-        session,
+        await DriverConnection.of(session),
         principal=OWNER,
         data=ShotCreate(project_id=project_id, name=name, prompt="p"),
     )
@@ -140,7 +141,7 @@ async def test_a_late_project_created_does_not_resurrect_a_deleted_project(
     for principal in (OWNER, STRANGER):
         with pytest.raises(ProjectNotFound):
             await shots.create_shot(
-                session,
+                await DriverConnection.of(session),
                 principal=principal,
                 data=ShotCreate(project_id=project_id, name="n", prompt="p"),
             )

@@ -20,6 +20,7 @@ from shots.models import Shot, event_tables, project_replica
 from shots.schemas import ShotCreate, ShotPublic, ShotUpdate
 from shots.service import Shots, create_generated_shots, delete_project_shots
 from storycore_shared.auth import Principal
+from storycore_shared.db import DriverConnection
 from storycore_shared.errors import ProjectNotFound, ProjectReadOnly, VersionConflict
 from storycore_shared.events.contracts.projects import ProjectDeleted
 from storycore_shared.events.contracts.sequences import GeneratedShot, SequenceGenerated
@@ -45,7 +46,7 @@ async def _shot(
     data = ShotCreate.model_validate(
         {"project_id": project_id, "name": "Stairs", "prompt": "A keeper climbs.", **fields}
     )
-    return await shots.create_shot(session, principal=OWNER, data=data)
+    return await shots.create_shot(await DriverConnection.of(session), principal=OWNER, data=data)
 
 
 async def _outbox(session: AsyncSession) -> list[tuple[str, dict[str, Any]]]:
@@ -214,7 +215,7 @@ async def test_another_users_private_project_hides_its_shots(
         )
     with pytest.raises(ProjectNotFound):
         await shots.create_shot(
-            session,
+            await DriverConnection.of(session),
             principal=STRANGER,
             data=ShotCreate(project_id=project_id, name="n", prompt="p"),
         )
@@ -254,7 +255,7 @@ async def test_a_public_project_is_readable_by_others_but_writes_are_403(
         )
     with pytest.raises(ProjectReadOnly):
         await shots.create_shot(
-            session,
+            await DriverConnection.of(session),
             principal=STRANGER,
             data=ShotCreate(project_id=project_id, name="n", prompt="p"),
         )
@@ -267,7 +268,7 @@ async def test_an_unknown_project_is_404_without_asking_anyone(
 ) -> None:
     with pytest.raises(ProjectNotFound):
         await shots.create_shot(
-            session,
+            await DriverConnection.of(session),
             principal=OWNER,
             data=ShotCreate(project_id=uuid.uuid4(), name="n", prompt="p"),
         )

@@ -75,13 +75,6 @@ class Runtime:
     readiness: health.DatabaseReadiness
     consumers: list[EventConsumer] = field(default_factory=list)
     state: object = None
-    # Sessions on the same pool whose statements each commit on their own (AutocommitSessionDep).
-    autocommit_sessionmaker: async_sessionmaker[AsyncSession] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.autocommit_sessionmaker = create_sessionmaker(
-            self.engine.execution_options(isolation_level="AUTOCOMMIT")
-        )
 
 
 @dataclass

@@ -7,11 +7,12 @@ import uuid
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Select, bindparam, func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from projects.models import Project, event_tables, project_table
+from storycore_shared.db import DriverConnection, Prepared
 from storycore_shared.events import outbox
 from storycore_shared.events.contracts.projects import ProjectState, ProjectUpdated
 
@@ -36,21 +37,20 @@ def event_state(row: _Columns) -> dict[str, Any]:
     return {f: row["id" if f == "project_id" else f] for f in ProjectState.model_fields}
 
 
-async def get_row(session: AsyncSession, project_id: uuid.UUID) -> dict[str, Any] | None:
+async def get_row(connection: DriverConnection, project_id: uuid.UUID) -> dict[str, Any] | None:
     """The project's columns (no ORM object), by a statement built once."""
-    row = (await session.execute(_select_one(), {"w_id": project_id})).mappings().first()
+    row = await connection.fetchrow(_select_one(), {"w_id": project_id})
     return None if row is None else dict(row)
 
 
-async def insert(session: AsyncSession, row: dict[str, Any], event: dict[str, Any]) -> None:
+async def insert(connection: DriverConnection, row: dict[str, Any], event: dict[str, Any]) -> None:
     """Insert the project ``row`` (every column) and its event (``event_parameters``) in one
     statement."""
-    statement = outbox.insert_row_with_event(project_table, event_tables)
-    await session.execute(statement, outbox.row_parameters(row) | event)
+    await connection.fetchrow(_insert(), outbox.row_parameters(row) | event)
 
 
 async def update_owned_with_event(
-    session: AsyncSession,
+    connection: DriverConnection,
     project_id: uuid.UUID,
     owner_id: uuid.UUID,
     *,
@@ -69,18 +69,23 @@ async def update_owned_with_event(
     parameters |= {"w_id": project_id, "w_owner_id": owner_id, "now": now}
     if expected_version is not None:
         parameters["w_version"] = expected_version
-    row = (await session.execute(statement, parameters)).mappings().first()
+    row = await connection.fetchrow(statement, parameters)
     return None if row is None else dict(row)
 
 
 @functools.cache
-def _select_one() -> Select[Any]:
+def _select_one() -> Prepared:
     table = project_table
-    return select(table).where(table.c.id == bindparam("w_id"))
+    return Prepared(select(table).where(table.c.id == bindparam("w_id")))
 
 
 @functools.cache
-def _update(columns: frozenset[str], *, versioned: bool) -> Select[Any]:
+def _insert() -> Prepared:
+    return Prepared(outbox.insert_row_with_event(project_table, event_tables))
+
+
+@functools.cache
+def _update(columns: frozenset[str], *, versioned: bool) -> Prepared:
     """Built once per set of changed columns (bound parameters ``v_<column>``)."""
     table = project_table
     # Not a column's name: SQLAlchemy would take such a parameter for that column's new value.
@@ -90,11 +95,13 @@ def _update(columns: frozenset[str], *, versioned: bool) -> Select[Any]:
     values: dict[str, Any] = {c: bindparam(f"v_{c}", type_=table.c[c].type) for c in columns}
     values |= {"version": table.c.version + 1, "updated_at": bindparam("now")}
     change = update(table).where(*where).values(values).returning(*table.c)
-    return outbox.returning_with_event(
-        change,
-        event_tables,
-        ProjectUpdated,
-        lambda row: event_state(row.c),
+    return Prepared(
+        outbox.returning_with_event(
+            change,
+            event_tables,
+            ProjectUpdated,
+            lambda row: event_state(row.c),
+        )
     )
 
 

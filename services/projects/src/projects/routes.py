@@ -14,7 +14,7 @@ from projects.schemas import (
     ProjectUpdate,
 )
 from storycore_shared.auth import PrincipalDep
-from storycore_shared.db import AutocommitSessionDep, SessionDep
+from storycore_shared.db import DriverConnectionDep, SessionDep
 from storycore_shared.http import (
     IfMatch,
     IfNoneMatch,
@@ -36,12 +36,12 @@ def _with_etag(response: Response, project: ProjectPublic) -> ProjectPublic:
 @router.post("", status_code=status.HTTP_201_CREATED)
 async def create_project(
     data: ProjectCreate,
-    session: AutocommitSessionDep,
+    connection: DriverConnectionDep,
     principal: PrincipalDep,
     response: Response,
 ) -> ProjectPublic:
     """Create a project owned by the caller."""
-    project = await service.create_project(session, principal=principal, data=data)
+    project = await service.create_project(connection, principal=principal, data=data)
     response.headers["Location"] = f"/api/projects/{project.id}"
     return _with_etag(response, project)
 
@@ -69,13 +69,13 @@ async def list_projects(
 @router.get("/{project_id}", response_model=ProjectPublic)
 async def get_project(
     project_id: uuid.UUID,
-    session: AutocommitSessionDep,
+    connection: DriverConnectionDep,
     principal: PrincipalDep,
     response: Response,
     if_none_match: IfNoneMatch = None,
 ) -> ProjectPublic | Response:
     """One project: the caller's own, or anyone's public one (304 for a current ETag)."""
-    project = await service.get_public(session, principal=principal, project_id=project_id)
+    project = await service.get_public(connection, principal=principal, project_id=project_id)
     if cached := not_modified(if_none_match, project.version):
         return cached
     return _with_etag(response, project)
@@ -85,14 +85,14 @@ async def get_project(
 async def update_project(
     project_id: uuid.UUID,
     data: ProjectUpdate,
-    session: AutocommitSessionDep,
+    connection: DriverConnectionDep,
     principal: PrincipalDep,
     response: Response,
     if_match: IfMatch = None,
 ) -> ProjectPublic:
     """Change some fields; a stale `version` (or If-Match) answers 409."""
     project = await service.update_project(
-        session,
+        connection,
         principal=principal,
         project_id=project_id,
         data=data,

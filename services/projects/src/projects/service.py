@@ -11,7 +11,7 @@ from projects.models import Project, event_tables
 from projects.productions import delete_productions
 from projects.schemas import ProjectCreate, ProjectPublic, ProjectUpdate
 from storycore_shared.auth import Principal
-from storycore_shared.db import utcnow
+from storycore_shared.db import DriverConnection, utcnow
 from storycore_shared.errors import VersionConflict
 from storycore_shared.events.contracts.projects import (
     ProjectCreated,
@@ -26,7 +26,7 @@ SOURCE = "projects"
 
 
 async def create_project(
-    session: AsyncSession, *, principal: Principal, data: ProjectCreate
+    connection: DriverConnection, *, principal: Principal, data: ProjectCreate
 ) -> ProjectPublic:
     """The project and its ``project.created`` event, in one statement."""
     now = utcnow()
@@ -42,16 +42,16 @@ async def create_project(
     }
     event = ProjectCreated.model_validate(repository.event_state(row))
     await repository.insert(
-        session, row, event_parameters(event, source=SOURCE, actor=principal.user_id)
+        connection, row, event_parameters(event, source=SOURCE, actor=principal.user_id)
     )
     return ProjectPublic.model_validate(row)
 
 
 async def get_public(
-    session: AsyncSession, *, principal: Principal, project_id: uuid.UUID
+    connection: DriverConnection, *, principal: Principal, project_id: uuid.UUID
 ) -> ProjectPublic:
     """What ``GET /api/projects/{id}`` answers: one prepared statement, no ORM object."""
-    row = await repository.get_row(session, project_id)
+    row = await repository.get_row(connection, project_id)
     project = None if row is None else ProjectPublic.model_validate(row)
     return check_access(project, project_id, principal, write=False)
 
@@ -71,7 +71,7 @@ async def get_writable(
 
 
 async def update_project(
-    session: AsyncSession,
+    connection: DriverConnection,
     *,
     principal: Principal,
     project_id: uuid.UUID,
@@ -81,7 +81,7 @@ async def update_project(
     changes = data.changes()
     if changes:  # the usual case: one statement checks, locks, writes and records the event
         row = await repository.update_owned_with_event(
-            session,
+            connection,
             project_id,
             principal.user_id,
             changes=changes,
@@ -94,14 +94,16 @@ async def update_project(
         if row is not None:
             return ProjectPublic.model_validate(row)
     # Nothing to change, or the reason it was not changed.
-    project = await get_writable(session, principal=principal, project_id=project_id)
+    row = await repository.get_row(connection, project_id)
+    project = None if row is None else ProjectPublic.model_validate(row)
+    project = check_access(project, project_id, principal, write=True)
     check_version("project", project.version, expected_version)
     if changes:  # not reached (versions only grow), but a conflict is the safe answer
         raise VersionConflict(
             "The project changed while it was being updated; reload and retry.",
             extra={"current_version": project.version},
         )
-    return ProjectPublic.of(project)  # nothing to write: no new version, no event
+    return project  # nothing to write: no new version, no event
 
 
 async def delete_project(

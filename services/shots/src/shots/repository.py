@@ -8,11 +8,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy
-from sqlalchemy import Select, Table, bindparam, delete, func, select
+from sqlalchemy import Table, bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from shots.models import Shot, event_tables, shot_table
+from storycore_shared.db import DriverConnection, Prepared
 from storycore_shared.events import outbox
 from storycore_shared.events.contracts.shots import ShotCreated
 
@@ -27,7 +28,11 @@ async def get(session: AsyncSession, shot_id: uuid.UUID, *, lock: bool = False) 
 
 
 async def insert(
-    session: AsyncSession, row: Mapping[str, Any], *, append: bool, envelope: Mapping[str, Any]
+    connection: DriverConnection,
+    row: Mapping[str, Any],
+    *,
+    append: bool,
+    envelope: Mapping[str, Any],
 ) -> dict[str, Any]:
     """Insert the shot ``row`` (every column) and its ``shot.created`` event (``envelope``:
     ``envelope_parameters``) in one statement, and return the new row. With ``append``, the
@@ -35,11 +40,14 @@ async def insert(
     a statement sees what committed before it started, so a writer that waited for the
     project's lock counts the shot the previous holder added."""
     parameters = outbox.row_parameters(row) | dict(envelope)
-    return dict((await session.execute(_insert(append=append), parameters)).mappings().one())
+    created = await connection.fetchrow(_insert(append=append), parameters)
+    if created is None:  # pragma: no cover - an INSERT ... RETURNING returns its row
+        raise RuntimeError("the shot insert returned no row")
+    return dict(created)
 
 
 @functools.cache
-def _insert(*, append: bool) -> Select[Any]:
+def _insert(*, append: bool) -> Prepared:
     table = shot_table
     values: dict[str, Any] = {c.name: bindparam(f"v_{c.name}", type_=c.type) for c in table.c}
     if append:
@@ -49,11 +57,13 @@ def _insert(*, append: bool) -> Select[Any]:
             .scalar_subquery()
         )
         values["order_index"] = func.coalesce(last + 1, 0)
-    return outbox.returning_with_event(
-        sqlalchemy.insert(table).values(values).returning(*table.c),
-        event_tables,
-        ShotCreated,
-        lambda row: {field: row.c[field] for field in ShotCreated.model_fields},
+    return Prepared(
+        outbox.returning_with_event(
+            sqlalchemy.insert(table).values(values).returning(*table.c),
+            event_tables,
+            ShotCreated,
+            lambda row: {field: row.c[field] for field in ShotCreated.model_fields},
+        )
     )
 
 

@@ -16,7 +16,7 @@ from shots.schemas import (
 )
 from shots.state import ShotsDep, SignerDep
 from storycore_shared.auth import Principal, PrincipalDep
-from storycore_shared.db import SessionDep
+from storycore_shared.db import DriverTransactionDep, SessionDep
 from storycore_shared.http import (
     IfMatch,
     IfNoneMatch,
@@ -42,14 +42,14 @@ def _public(
 @router.post("/api/shots", status_code=status.HTTP_201_CREATED)
 async def create_shot(
     data: ShotCreate,
-    session: SessionDep,
+    connection: DriverTransactionDep,
     principal: PrincipalDep,
     shots: ShotsDep,
     signer: SignerDep,
     response: Response,
 ) -> ShotPublic:
     """Add a shot to one of the caller's projects."""
-    shot = await shots.create_shot(session, principal=principal, data=data)
+    shot = await shots.create_shot(connection, principal=principal, data=data)
     response.headers["Location"] = f"/api/shots/{shot.id}"
     response.headers["ETag"] = etag(shot.version)
     return shot.signed(signer, user_id=principal.user_id)

@@ -14,7 +14,7 @@ from shots.errors import InvalidShotOrder, ShotNotFound
 from shots.models import Shot, event_tables, project_replica
 from shots.schemas import ShotCreate, ShotPublic, ShotUpdate
 from storycore_shared.auth import Principal
-from storycore_shared.db import utcnow
+from storycore_shared.db import DriverConnection, utcnow
 from storycore_shared.errors import ProjectNotFound
 from storycore_shared.events.contracts.projects import ProjectDeleted
 from storycore_shared.events.contracts.sequences import SequenceGenerated
@@ -61,13 +61,13 @@ class Shots:
 
     async def create_shot(
         self,
-        session: AsyncSession,
+        connection: DriverConnection,
         *,
         principal: Principal,
         data: ShotCreate,
     ) -> ShotPublic:
         """The shot and its ``shot.created`` event in one statement, appended to the project's
-        shots unless ``order_index`` is given."""
+        shots unless ``order_index`` is given. Runs in the caller's transaction."""
         now = utcnow()
         row = data.model_dump() | {
             "id": uuid.uuid4(),
@@ -83,9 +83,9 @@ class Shots:
         )
         # Holding the project row serialises creates, so appended shots get distinct indexes;
         # what can be prepared is prepared before taking it.
-        await self.directory.require(session, data.project_id, principal, write=True)
+        await self.directory.require(connection, data.project_id, principal, write=True)
         created = await repository.insert(
-            session, row, append=data.order_index is None, envelope=envelope
+            connection, row, append=data.order_index is None, envelope=envelope
         )
         return ShotPublic.model_validate(created)
 

@@ -20,10 +20,11 @@ redelivered event can never resurrect it.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Protocol, TypeVar
 
@@ -43,10 +44,11 @@ from sqlalchemy import (
     func,
     select,
 )
-from sqlalchemy.dialects.postgresql import Insert, insert
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storycore_shared.auth import Principal
+from storycore_shared.db import DriverConnection, Prepared, fetchrow
 from storycore_shared.errors import (
     ProjectNotFound,
     ProjectReadOnly,
@@ -161,6 +163,10 @@ _STATE = (
 )
 
 
+# What a lookup answers, in ProjectView's order.
+_VIEW = tuple(field.name for field in dataclasses.fields(ProjectView))
+
+
 def _state_row(data: ProjectState) -> dict[str, object]:
     return {name: getattr(data, name) for name in _STATE}
 
@@ -198,9 +204,9 @@ class ProjectDirectory:
 
     # -- events ------------------------------------------------------------------------------
 
-    async def apply(self, session: AsyncSession, data: ProjectState) -> None:
+    async def apply(self, db: AsyncSession | DriverConnection, data: ProjectState) -> None:
         """Upsert a project's state unless we already hold a newer one or a tombstone."""
-        await session.execute(self._upsert, _state_row(data))
+        await fetchrow(db, self._upsert, _state_row(data))
 
     async def apply_many(self, session: AsyncSession, states: list[ProjectState]) -> None:
         """:meth:`apply` for a run of states: only each project's newest is written (the upsert
@@ -209,18 +215,21 @@ class ProjectDirectory:
         for data in states:
             if data.id not in newest or data.version > newest[data.id].version:
                 newest[data.id] = data
-        await session.execute(self._upsert, [_state_row(data) for data in newest.values()])
+        rows = [_state_row(data) for data in newest.values()]
+        await session.execute(self._upsert.statement, rows)
 
     @functools.cached_property
-    def _upsert(self) -> Insert:
+    def _upsert(self) -> Prepared:
         """The upsert, built once (its parameters are bound per event): building and hashing a
         statement per event cost more than running it."""
         statement = insert(self.table).values({name: bindparam(name) for name in _STATE})
         excluded = statement.excluded
-        return statement.on_conflict_do_update(
-            index_elements=[self.table.c.id],
-            set_={**{k: excluded[k] for k in _STATE if k != "id"}, "synced_at": func.now()},
-            where=(self.table.c.version < excluded.version) & self.table.c.deleted_at.is_(None),
+        return Prepared(
+            statement.on_conflict_do_update(
+                index_elements=[self.table.c.id],
+                set_={**{k: excluded[k] for k in _STATE if k != "id"}, "synced_at": func.now()},
+                where=(self.table.c.version < excluded.version) & self.table.c.deleted_at.is_(None),
+            )
         )
 
     async def tombstone(self, session: AsyncSession, data: ProjectDeleted) -> None:
@@ -268,7 +277,7 @@ class ProjectDirectory:
 
     async def require(
         self,
-        session: AsyncSession,
+        session: AsyncSession | DriverConnection,
         project_id: uuid.UUID,
         principal: Principal,
         *,
@@ -287,7 +296,7 @@ class ProjectDirectory:
 
     async def get(
         self,
-        session: AsyncSession,
+        session: AsyncSession | DriverConnection,
         project_id: uuid.UUID,
         *,
         principal: Principal | None = None,
@@ -310,30 +319,28 @@ class ProjectDirectory:
             row = await self._row(session, project_id, lock=lock)
             if row is None:  # pragma: no cover - the upsert above just wrote it
                 return None
-        if row.deleted_at is not None:
+        if row["deleted_at"] is not None:
             return None
-        return ProjectView(
-            row.id,
-            row.owner_id,
-            row.is_public,
-            row.name,
-            row.status,
-            row.version,
-            row.resolution_width,
-            row.resolution_height,
+        return ProjectView(*(row[name] for name in _VIEW))
+
+    async def _row(
+        self, db: AsyncSession | DriverConnection, project_id: uuid.UUID, *, lock: bool
+    ) -> Mapping[str, Any] | None:
+        return await fetchrow(
+            db, self._select_locked if lock else self._select, {"project_id": project_id}
         )
 
-    async def _row(self, session: AsyncSession, project_id: uuid.UUID, *, lock: bool) -> Any:
-        statement = self._select_locked if lock else self._select
-        return (await session.execute(statement, {"project_id": project_id})).first()
+    @functools.cached_property
+    def _select(self) -> Prepared:
+        return Prepared(self._lookup)
 
     @functools.cached_property
-    def _select(self) -> Select[Any]:
+    def _select_locked(self) -> Prepared:
+        return Prepared(self._lookup.with_for_update())
+
+    @functools.cached_property
+    def _lookup(self) -> Select[Any]:
         return select(self.table).where(self.table.c.id == bindparam("project_id"))
-
-    @functools.cached_property
-    def _select_locked(self) -> Select[Any]:
-        return self._select.with_for_update()
 
     async def _fetch(self, project_id: uuid.UUID, authorization: str | None) -> ProjectState | None:
         if not authorization:
