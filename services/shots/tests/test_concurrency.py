@@ -27,7 +27,7 @@ from shots.models import SCHEMA, Shot, event_tables, project_replica
 from shots.schemas import ShotCreate, ShotUpdate
 from shots.service import Shots
 from storycore_shared.auth import Principal
-from storycore_shared.db import DriverConnection, sqlalchemy_url
+from storycore_shared.db import DriverConnection, pooled_driver_connection, sqlalchemy_url
 from storycore_shared.errors import VersionConflict
 from storycore_shared.replicas.projects import ProjectDirectory
 from storycore_testkit.polling import eventually
@@ -121,8 +121,8 @@ async def test_a_writer_that_waited_for_the_lock_sees_the_version_it_waited_for(
 async def test_shots_appended_at_once_get_distinct_indexes_and_matching_events(
     engine: AsyncEngine,
 ) -> None:
-    """Each append waits for the project's lock, then reads the last index in the statement
-    that inserts: it must count the shot of the writer it waited for."""
+    """Each append's statement waits for the project's lock, then reads the last index: it must
+    count the shot of the writer it waited for."""
     shots = Shots(ProjectDirectory(project_replica, "http://127.0.0.1:9"))
     maker = async_sessionmaker(engine, expire_on_commit=False)
     created = project_created(OWNER.user_id)
@@ -132,9 +132,10 @@ async def test_shots_appended_at_once_get_distinct_indexes_and_matching_events(
             await shots.directory.apply(setup, created)
 
         async def append(n: int) -> tuple[uuid.UUID, int]:
-            async with maker() as session, session.begin():
+            # As the route runs it: one statement in autocommit, on a connection of its own.
+            async with pooled_driver_connection(engine, transaction=False) as connection:
                 shot = await shots.create_shot(
-                    await DriverConnection.of(session),
+                    connection,
                     principal=OWNER,
                     data=ShotCreate(project_id=project_id, name=f"s{n}", prompt="p"),
                 )

@@ -260,13 +260,22 @@ class DriverConnection:
     async def fetchrow(
         self, statement: Prepared, parameters: Mapping[str, Any]
     ) -> asyncpg.Record | None:
-        connection = self._connection
-        if connection is None:
-            if self._open is None:
-                raise RuntimeError("this driver connection has nothing to connect with")
-            connection = self._connection = await self._open()
+        connection = self._connection or await self._connect()
         compiled = statement.compiled(self.dialect)
         return await connection.fetchrow(compiled.sql, *compiled.arguments(parameters))
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """A transaction (a savepoint inside one): committed at the end of the block, rolled
+        back if it raises."""
+        async with (self._connection or await self._connect()).transaction():
+            yield
+
+    async def _connect(self) -> asyncpg.Connection:
+        if self._open is None:
+            raise RuntimeError("this driver connection has nothing to connect with")
+        self._connection = await self._open()
+        return self._connection
 
 
 async def fetchrow(

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy
-from sqlalchemy import Table, bindparam, delete, func, select
+from sqlalchemy import Table, Uuid, bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -31,35 +31,42 @@ async def insert(
     connection: DriverConnection,
     row: Mapping[str, Any],
     *,
+    owner_id: uuid.UUID,
     append: bool,
     envelope: Mapping[str, Any],
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
     """Insert the shot ``row`` (every column) and its ``shot.created`` event (``envelope``:
-    ``envelope_parameters``) in one statement, and return the new row. With ``append``, the
-    shot's ``order_index`` is one past the project's last shot, read by the statement itself:
-    a statement sees what committed before it started, so a writer that waited for the
-    project's lock counts the shot the previous holder added."""
-    parameters = outbox.row_parameters(row) | dict(envelope)
+    ``envelope_parameters``) in one statement, and return the new row; None, with nothing
+    written, when the project replica has no live project ``row["project_id"]`` of ``owner_id``.
+
+    The statement first calls ``shots.next_shot_index`` (see its migration), which takes the
+    project's row lock, held until the statement's transaction ends (in autocommit, the
+    statement's own end), and reads the index after the project's last shot with a snapshot
+    taken once it holds the lock. With ``append`` the shot gets that index, else its own."""
+    parameters = outbox.row_parameters(row) | dict(envelope) | {"w_owner_id": owner_id}
     created = await connection.fetchrow(_insert(append=append), parameters)
-    if created is None:  # pragma: no cover - an INSERT ... RETURNING returns its row
-        raise RuntimeError("the shot insert returned no row")
-    return dict(created)
+    return None if created is None else dict(created)
 
 
 @functools.cache
 def _insert(*, append: bool) -> Prepared:
     table = shot_table
     values: dict[str, Any] = {c.name: bindparam(f"v_{c.name}", type_=c.type) for c in table.c}
-    if append:
-        last = (
-            select(func.max(table.c.order_index))
-            .where(table.c.project_id == values["project_id"])
-            .scalar_subquery()
+    slot = select(
+        func.shots.next_shot_index(values["project_id"], bindparam("w_owner_id", type_=Uuid)).label(
+            "next_index"
         )
-        values["order_index"] = func.coalesce(last + 1, 0)
+    ).subquery("slot")
+    if append:
+        values["order_index"] = slot.c.next_index
+    change = (
+        sqlalchemy.insert(table)
+        .from_select(list(values), select(*values.values()).where(slot.c.next_index.is_not(None)))
+        .returning(*table.c)
+    )
     return Prepared(
         outbox.returning_with_event(
-            sqlalchemy.insert(table).values(values).returning(*table.c),
+            change,
             event_tables,
             ShotCreated,
             lambda row: {field: row.c[field] for field in ShotCreated.model_fields},

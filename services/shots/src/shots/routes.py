@@ -16,7 +16,7 @@ from shots.schemas import (
 )
 from shots.state import ShotsDep, SignerDep
 from storycore_shared.auth import Principal, PrincipalDep
-from storycore_shared.db import DriverTransactionDep, SessionDep
+from storycore_shared.db import DriverConnectionDep, SessionDep
 from storycore_shared.http import (
     IfMatch,
     IfNoneMatch,
@@ -42,7 +42,7 @@ def _public(
 @router.post("/api/shots", status_code=status.HTTP_201_CREATED)
 async def create_shot(
     data: ShotCreate,
-    connection: DriverTransactionDep,
+    connection: DriverConnectionDep,
     principal: PrincipalDep,
     shots: ShotsDep,
     signer: SignerDep,

@@ -67,7 +67,13 @@ class Shots:
         data: ShotCreate,
     ) -> ShotPublic:
         """The shot and its ``shot.created`` event in one statement, appended to the project's
-        shots unless ``order_index`` is given. Runs in the caller's transaction."""
+        shots unless ``order_index`` is given (see ``repository.insert``).
+
+        The statement itself takes the project's lock and checks that the replica holds the
+        caller's live project. When it does not (a project created a moment ago whose event has
+        not arrived, another user's, a deleted one), the project guard says why, or fills the
+        replica, inside a transaction that then runs the same statement.
+        """
         now = utcnow()
         row = data.model_dump() | {
             "id": uuid.uuid4(),
@@ -81,12 +87,19 @@ class Shots:
         envelope = envelope_parameters(
             ShotCreated, row["id"], source=SOURCE, actor=principal.user_id
         )
-        # Holding the project row serialises creates, so appended shots get distinct indexes;
-        # what can be prepared is prepared before taking it.
-        await self.directory.require(connection, data.project_id, principal, write=True)
+        append = data.order_index is None
+        owner = principal.user_id
         created = await repository.insert(
-            connection, row, append=data.order_index is None, envelope=envelope
+            connection, row, owner_id=owner, append=append, envelope=envelope
         )
+        if created is None:
+            async with connection.transaction():
+                await self.directory.require(connection, data.project_id, principal, write=True)
+                created = await repository.insert(
+                    connection, row, owner_id=owner, append=append, envelope=envelope
+                )
+            if created is None:  # pragma: no cover - the guard holds the project's lock
+                raise ProjectNotFound(f"No project {data.project_id}.")
         return ShotPublic.model_validate(created)
 
     async def get_shot(
