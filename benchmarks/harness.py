@@ -125,6 +125,35 @@ async def _load(
     return run
 
 
+async def _load_aiohttp(
+    base_url: str, headers: dict[str, str], make: RequestFactory, total: int, concurrency: int
+) -> Run:
+    """The same lanes on aiohttp, whose client spends a fraction of httpx's CPU per request."""
+    import aiohttp
+
+    run = Run()
+    counter = iter(range(total))
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(
+        base_url, headers=headers, connector=connector, timeout=timeout
+    ) as client:
+
+        async def lane() -> None:
+            for i in counter:
+                method, path, body = make(i)
+                began = time.perf_counter()
+                async with client.request(method, path, json=body) as answer:
+                    await answer.read()
+                run.latencies_ms.append((time.perf_counter() - began) * 1000)
+                run.statuses[answer.status] += 1
+
+        began = time.perf_counter()
+        await asyncio.gather(*(lane() for _ in range(concurrency)))
+        run.seconds = time.perf_counter() - began
+    return run
+
+
 def load(
     base_url: str,
     headers: dict[str, str],
@@ -133,7 +162,10 @@ def load(
     total: int,
     concurrency: int,
     keep_bodies: bool = False,
+    client: str = "httpx",
 ) -> Run:
+    if client == "aiohttp":
+        return asyncio.run(_load_aiohttp(base_url, headers, make, total, concurrency))
     return asyncio.run(_load(base_url, headers, make, total, concurrency, keep_bodies))
 
 
