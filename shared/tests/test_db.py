@@ -157,7 +157,7 @@ async def test_a_routes_connection_is_taken_by_its_first_statement(kit: Any) -> 
     """A request that fails before its first statement never waits for a pooled connection."""
     count = Prepared(select(func.count()).select_from(kit.applied))
     pool = kit.engine.sync_engine.pool
-    async with pooled_driver_connection(kit.engine, transaction=False) as connection:
+    async with pooled_driver_connection(kit.engine) as connection:
         assert pool.checkedout() == 0
         row = await connection.fetchrow(count, {})
         assert row is not None
@@ -165,7 +165,7 @@ async def test_a_routes_connection_is_taken_by_its_first_statement(kit: Any) -> 
     assert pool.checkedout() == 0
 
 
-async def test_a_routes_transaction_commits_at_the_end_or_rolls_back(kit: Any) -> None:
+async def test_a_routes_statements_commit_alone_or_in_its_transaction(kit: Any) -> None:
     statement = Prepared(
         insert(kit.applied).values(
             event_id=bindparam("e"), entity_id=bindparam("x"), n=bindparam("n")
@@ -173,19 +173,22 @@ async def test_a_routes_transaction_commits_at_the_end_or_rolls_back(kit: Any) -
     )
 
     async def refused() -> None:
-        async with pooled_driver_connection(kit.engine, transaction=True) as connection:
+        async with (
+            pooled_driver_connection(kit.engine) as connection,
+            connection.transaction(),
+        ):
             await connection.fetchrow(statement, {"e": "e1", "x": uuid.uuid4(), "n": 1})
             raise RuntimeError("refused")
 
     with pytest.raises(RuntimeError, match="refused"):
         await refused()
     assert await kit.applied_count() == 0
-    async with pooled_driver_connection(kit.engine, transaction=True) as connection:
-        await connection.fetchrow(statement, {"e": "e2", "x": uuid.uuid4(), "n": 2})
-        await connection.fetchrow(statement, {"e": "e3", "x": uuid.uuid4(), "n": 3})
-        assert await kit.applied_count() == 0  # not before the end of the block
-    assert [r.event_id for r in await kit.applied_rows()] == ["e2", "e3"]
-    # Without a transaction each statement is visible at once.
-    async with pooled_driver_connection(kit.engine, transaction=False) as connection:
+    async with pooled_driver_connection(kit.engine) as connection:
+        async with connection.transaction():
+            await connection.fetchrow(statement, {"e": "e2", "x": uuid.uuid4(), "n": 2})
+            await connection.fetchrow(statement, {"e": "e3", "x": uuid.uuid4(), "n": 3})
+            assert await kit.applied_count() == 0  # not before the end of the block
+        assert [r.event_id for r in await kit.applied_rows()] == ["e2", "e3"]
+        # Outside a transaction each statement is visible at once.
         await connection.fetchrow(statement, {"e": "e4", "x": uuid.uuid4(), "n": 4})
         assert await kit.applied_count() == 3

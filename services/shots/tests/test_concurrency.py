@@ -133,7 +133,7 @@ async def test_shots_appended_at_once_get_distinct_indexes_and_matching_events(
 
         async def append(n: int) -> tuple[uuid.UUID, int]:
             # As the route runs it: one statement in autocommit, on a connection of its own.
-            async with pooled_driver_connection(engine, transaction=False) as connection:
+            async with pooled_driver_connection(engine) as connection:
                 shot = await shots.create_shot(
                     connection,
                     principal=OWNER,

@@ -293,20 +293,14 @@ async def fetchrow(
 
 
 @asynccontextmanager
-async def pooled_driver_connection(
-    engine: AsyncEngine, *, transaction: bool
-) -> AsyncIterator[DriverConnection]:
+async def pooled_driver_connection(engine: AsyncEngine) -> AsyncIterator[DriverConnection]:
     """A :class:`DriverConnection` checked out of ``engine``'s pool (with its limits and its
-    check) by its first statement, and back in at the end of the block. With ``transaction``,
-    that first statement begins one, committed at the end of the block or rolled back if the
-    block raises."""
+    check) by its first statement, and back in at the end of the block."""
     async with contextlib.AsyncExitStack() as opened:
 
         async def open_connection() -> asyncpg.Connection:
             pooled = await opened.enter_async_context(engine.connect())
             driver: asyncpg.Connection = (await pooled.get_raw_connection()).driver_connection
-            if transaction:
-                await opened.enter_async_context(driver.transaction())
             return driver
 
         yield DriverConnection(engine.dialect, open_connection=open_connection)
@@ -315,23 +309,12 @@ async def pooled_driver_connection(
 async def get_driver_connection(request: Request) -> AsyncIterator[DriverConnection]:
     from storycore_shared.app import runtime_of
 
-    async with pooled_driver_connection(runtime_of(request).engine, transaction=False) as db:
-        yield db
+    async with pooled_driver_connection(runtime_of(request).engine) as connection:
+        yield connection
 
 
-async def get_driver_transaction(request: Request) -> AsyncIterator[DriverConnection]:
-    from storycore_shared.app import runtime_of
-
-    async with pooled_driver_connection(runtime_of(request).engine, transaction=True) as db:
-        yield db
-
-
-# Each statement commits on its own.
+# Each statement commits on its own; ``connection.transaction()`` groups statements.
 DriverConnectionDep = Annotated[DriverConnection, Depends(get_driver_connection, scope="function")]
-# One transaction per request, as SessionDep's (committed before the answer is sent).
-DriverTransactionDep = Annotated[
-    DriverConnection, Depends(get_driver_transaction, scope="function")
-]
 
 
 def new_list() -> list[Any]:
