@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from sqlalchemy import delete, select, text
@@ -25,10 +26,11 @@ from sqlmodel import col
 
 from shots.models import SCHEMA, Shot, event_tables, project_replica
 from shots.schemas import ShotCreate, ShotUpdate
-from shots.service import Shots
+from shots.service import Shots, create_generated_shots
 from storycore_shared.auth import Principal
 from storycore_shared.db import DriverConnection, pooled_driver_connection, sqlalchemy_url
 from storycore_shared.errors import VersionConflict
+from storycore_shared.events.contracts.sequences import GeneratedShot, SequenceGenerated
 from storycore_shared.replicas.projects import ProjectDirectory
 from storycore_testkit.polling import eventually
 from storycore_testkit.service_db import project_created
@@ -153,4 +155,70 @@ async def test_shots_appended_at_once_get_distinct_indexes_and_matching_events(
             events = {uuid.UUID(data["id"]): data["order_index"] for (data,) in rows}
         assert events == dict(answers)  # each event names the index its shot was given
     finally:
+        await _forget(engine, project_id)
+
+
+async def test_a_storyboards_shots_and_an_append_at_the_same_time_get_distinct_indexes(
+    engine: AsyncEngine,
+) -> None:
+    """The consumer adding a finished storyboard's shots holds the project's lock too: an append
+    that arrives meanwhile waits, and then goes after them."""
+    shots = Shots(ProjectDirectory(project_replica, "http://127.0.0.1:9"))
+    maker = async_sessionmaker(engine, expire_on_commit=False)
+    created = project_created(OWNER.user_id)
+    project_id = created.id
+    job_id = uuid.uuid4()
+    storyboard = SequenceGenerated(
+        id=job_id,
+        project_id=project_id,
+        job_id=job_id,
+        owner_id=OWNER.user_id,
+        image_backend="builtin",
+        shots=[
+            GeneratedShot(
+                id=uuid.uuid5(job_id, str(i)),
+                order_index=i,
+                name=f"planned {i}",
+                prompt="p",
+                shot_type="action",
+                framing="wide",
+                duration_seconds=2.0,
+                keyframe_url=f"/keyframes/{job_id}/{i}.png",
+            )
+            for i in range(3)
+        ],
+    )
+    consumer = maker()
+    append: asyncio.Task[Any] | None = None
+    try:
+        async with maker() as setup, setup.begin():
+            await shots.directory.apply(setup, created)
+        await create_generated_shots(consumer, storyboard)  # its transaction is still open
+
+        async def add() -> Any:
+            async with pooled_driver_connection(engine) as connection:
+                return await shots.create_shot(
+                    connection,
+                    principal=OWNER,
+                    data=ShotCreate(project_id=project_id, name="mine", prompt="p"),
+                )
+
+        append = asyncio.create_task(add())
+        await asyncio.sleep(0.5)
+        assert not append.done(), "the append did not wait for the storyboard's transaction"
+        await consumer.commit()
+        mine = await append
+        assert mine.order_index == 3
+        async with engine.connect() as conn:
+            indexes = (
+                await conn.scalars(
+                    select(Shot.order_index).where(col(Shot.project_id) == project_id)
+                )
+            ).all()
+        assert sorted(indexes) == [0, 1, 2, 3]
+    finally:
+        await consumer.close()
+        if append is not None:
+            with contextlib.suppress(Exception):
+                await append
         await _forget(engine, project_id)

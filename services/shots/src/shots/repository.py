@@ -106,11 +106,13 @@ async def list_for_project(
     return list((await session.scalars(statement)).all()), int(total or 0)
 
 
-async def project_deleted(session: AsyncSession, project_id: uuid.UUID, replica: Table) -> bool:
+async def lock_project(session: AsyncSession, project_id: uuid.UUID, replica: Table) -> bool:
+    """Take the project replica's row lock (the one every writer of the project's shot order
+    takes) until the transaction ends; False when the project was deleted."""
     deleted_at = await session.scalar(
-        select(replica.c.deleted_at).where(replica.c.id == project_id)
+        select(replica.c.deleted_at).where(replica.c.id == project_id).with_for_update()
     )
-    return deleted_at is not None
+    return deleted_at is None
 
 
 async def delete_for_project(session: AsyncSession, project_id: uuid.UUID) -> int:

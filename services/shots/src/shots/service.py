@@ -251,8 +251,9 @@ async def create_generated_shots(session: AsyncSession, data: SequenceGenerated)
     Shot ids come from the job (uuid5 of job id and index), so even a replayed event that
     slipped past the inbox could not create a shot twice.
     """
-    if await repository.project_deleted(session, data.project_id, project_replica):
+    if not await repository.lock_project(session, data.project_id, project_replica):
         return
+    # Read after the lock, by a statement of its own: it counts every shot appended before.
     start = await repository.next_order_index(session, data.project_id)
     for planned in data.shots:
         if await repository.get(session, planned.id) is not None:
