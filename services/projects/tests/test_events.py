@@ -18,8 +18,9 @@ from projects.models import Project, event_tables
 from projects.schemas import ProjectCreate
 from storycore_shared.auth import Principal
 from storycore_shared.db import DriverConnection
-from storycore_shared.events.contracts.sequences import GeneratedShot, SequenceGenerated
+from storycore_shared.events.contracts.sequences import SequenceGenerated
 from storycore_shared.events.contracts.shots import ShotCreated, ShotDeleted
+from storycore_testkit.service_db import storyboard_generated
 
 OWNER = Principal(user_id=uuid.uuid4())
 
@@ -55,26 +56,7 @@ def _shot_created(project_id: uuid.UUID, index: int = 0) -> ShotCreated:
 
 
 def _sequence_generated(project_id: uuid.UUID) -> SequenceGenerated:
-    job_id = uuid.uuid4()
-    return SequenceGenerated(
-        id=job_id,
-        project_id=project_id,
-        job_id=job_id,
-        owner_id=OWNER.user_id,
-        image_backend="builtin",
-        shots=[
-            GeneratedShot(
-                id=uuid.uuid4(),
-                order_index=0,
-                name="One",
-                prompt="p",
-                shot_type="action",
-                framing="wide",
-                duration_seconds=3.0,
-                keyframe_url="/k/0.png",
-            )
-        ],
-    )
+    return storyboard_generated(project_id, OWNER.user_id, 1)
 
 
 async def test_shot_events_keep_the_shot_count_of_their_project_only(

@@ -30,10 +30,9 @@ from shots.service import Shots, create_generated_shots
 from storycore_shared.auth import Principal
 from storycore_shared.db import DriverConnection, pooled_driver_connection, sqlalchemy_url
 from storycore_shared.errors import VersionConflict
-from storycore_shared.events.contracts.sequences import GeneratedShot, SequenceGenerated
 from storycore_shared.replicas.projects import ProjectDirectory
 from storycore_testkit.polling import eventually
-from storycore_testkit.service_db import project_created
+from storycore_testkit.service_db import project_created, storyboard_generated
 
 OWNER = Principal(user_id=uuid.uuid4())
 
@@ -167,27 +166,7 @@ async def test_a_storyboards_shots_and_an_append_at_the_same_time_get_distinct_i
     maker = async_sessionmaker(engine, expire_on_commit=False)
     created = project_created(OWNER.user_id)
     project_id = created.id
-    job_id = uuid.uuid4()
-    storyboard = SequenceGenerated(
-        id=job_id,
-        project_id=project_id,
-        job_id=job_id,
-        owner_id=OWNER.user_id,
-        image_backend="builtin",
-        shots=[
-            GeneratedShot(
-                id=uuid.uuid5(job_id, str(i)),
-                order_index=i,
-                name=f"planned {i}",
-                prompt="p",
-                shot_type="action",
-                framing="wide",
-                duration_seconds=2.0,
-                keyframe_url=f"/keyframes/{job_id}/{i}.png",
-            )
-            for i in range(3)
-        ],
-    )
+    storyboard = storyboard_generated(project_id, OWNER.user_id, 3)
     consumer = maker()
     append: asyncio.Task[Any] | None = None
     try:

@@ -25,8 +25,9 @@ from storycore_shared.events.contracts.projects import (
     ProjectDeleted,
     ProjectUpdated,
 )
-from storycore_shared.events.contracts.sequences import GeneratedShot, SequenceGenerated
+from storycore_shared.events.contracts.sequences import SequenceGenerated
 from storycore_shared.replicas.projects import ProjectDirectory
+from storycore_testkit.service_db import storyboard_generated
 
 OWNER = Principal(user_id=uuid.uuid4())
 STRANGER = Principal(user_id=uuid.uuid4())
@@ -61,26 +62,7 @@ def _deleted(project_id: uuid.UUID) -> ProjectDeleted:
 
 
 def _generated(project_id: uuid.UUID, job_id: uuid.UUID, count: int) -> SequenceGenerated:
-    return SequenceGenerated(
-        id=job_id,
-        project_id=project_id,
-        job_id=job_id,
-        owner_id=OWNER.user_id,
-        image_backend="builtin",
-        shots=[
-            GeneratedShot(
-                id=uuid.uuid5(job_id, str(i)),
-                order_index=i,
-                name=f"Planned {i}",
-                prompt=f"prompt {i}",
-                shot_type="establishing" if i == 0 else "action",
-                framing="wide",
-                duration_seconds=2.5,
-                keyframe_url=f"/keyframes/{job_id}/{i}.png",
-            )
-            for i in range(count)
-        ],
-    )
+    return storyboard_generated(project_id, OWNER.user_id, count, job_id=job_id)
 
 
 async def _project(session: AsyncSession, handlers: dict[type, Any]) -> uuid.UUID:

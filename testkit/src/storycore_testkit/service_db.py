@@ -33,6 +33,7 @@ from sqlalchemy.pool import NullPool
 
 from storycore_shared.db import check_identifier, sqlalchemy_url
 from storycore_shared.events.contracts.projects import ProjectCreated
+from storycore_shared.events.contracts.sequences import GeneratedShot, SequenceGenerated
 from storycore_shared.migrations import migrate
 from storycore_shared.replicas.projects import ProjectDirectory
 
@@ -142,6 +143,34 @@ def project_created(owner_id: uuid.UUID, *, public: bool = False, **fields: Any)
         **fields,
     }
     return ProjectCreated(**values)
+
+
+def storyboard_generated(
+    project_id: uuid.UUID, owner_id: uuid.UUID, count: int, *, job_id: uuid.UUID | None = None
+) -> SequenceGenerated:
+    """A ``sequence.generated`` event: a finished storyboard of ``count`` planned shots (ids
+    from the job, as the sequences service derives them; the first one establishing)."""
+    job_id = job_id or uuid.uuid4()
+    return SequenceGenerated(
+        id=job_id,
+        project_id=project_id,
+        job_id=job_id,
+        owner_id=owner_id,
+        image_backend="builtin",
+        shots=[
+            GeneratedShot(
+                id=uuid.uuid5(job_id, str(i)),
+                order_index=i,
+                name=f"Planned {i}",
+                prompt=f"prompt {i}",
+                shot_type="establishing" if i == 0 else "action",
+                framing="wide",
+                duration_seconds=2.5,
+                keyframe_url=f"/keyframes/{job_id}/{i}.png",
+            )
+            for i in range(count)
+        ],
+    )
 
 
 async def add_project(
