@@ -50,8 +50,8 @@ def go_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
 
     nats-server and Traefik share this machine with a dozen Python processes. Left at the core
     count, Go's scheduler sets a second thread spinning for work whenever a request wakes the
-    server. At one client on two cores, one thread took about a quarter off Traefik's CPU per
-    request and a sixth off nats-server's (docs/benchmarks.md, "Go servers on one thread").
+    server. At one client on two cores, one thread took about a fifth off Traefik's CPU per
+    request and an eighth off nats-server's (docs/benchmarks.md, "Go servers on one thread").
     ``STORYCORE_GO_MAXPROCS`` sets another count; a ``GOMAXPROCS`` already in ``environ`` is
     kept as it is.
     """
