@@ -55,6 +55,18 @@ def stack(**config: object) -> Iterator[Stack]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def machine_speed_ms(rounds: int = 5) -> float:
+    """CPU milliseconds of one fixed piece of Python work (``sum(range(10**6))``), best of
+    ``rounds``: how fast this machine is right now. On a shared virtual machine it moves by half
+    or more within a day, and every CPU-per-request figure moves with it."""
+    best = float("inf")
+    for _ in range(rounds):
+        began = time.process_time()
+        sum(range(10**6))
+        best = min(best, time.process_time() - began)
+    return 1000 * best
+
+
 def new_user(base_url: str) -> dict[str, str]:
     email = f"bench-{uuid.uuid4().hex[:10]}@example.com"
     with httpx.Client(base_url=base_url, timeout=30) as client:

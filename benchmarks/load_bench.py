@@ -38,7 +38,7 @@ import asyncpg
 import httpx
 import nats
 import psutil
-from harness import load, new_user, stack
+from harness import load, machine_speed_ms, new_user, stack
 
 from storycore_devstack.stack import Stack
 from storycore_shared.db import asyncpg_dsn
@@ -472,12 +472,14 @@ def main() -> None:
         before, began = stack_cpu_seconds(running, set()), time.monotonic()
         time.sleep(5)
         idle = (stack_cpu_seconds(running, set()) - before) / (time.monotonic() - began)
-        print(f"The idle stack uses {1000 * idle:.0f} ms of CPU per second.\n")
+        print(f"The idle stack uses {1000 * idle:.0f} ms of CPU per second.")
+        print(f"Machine speed: sum(range(10**6)) takes {machine_speed_ms():.1f} ms of CPU.\n")
         run_routes(running, args, profiler)
         if args.python_requests:
             python_client(running, args.python_requests)
         gateway_latency(running, min(args.seconds, 10.0))
         memory(running, "after the load")
+        print(f"\nMachine speed at the end: {machine_speed_ms():.1f} ms.")
 
 
 if __name__ == "__main__":
