@@ -8,8 +8,11 @@ are for comparison (the ratios), not absolute capacity.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -65,6 +68,32 @@ def machine_speed_ms(rounds: int = 5) -> float:
         sum(range(10**6))
         best = min(best, time.process_time() - began)
     return 1000 * best
+
+
+# A child that echoes every byte it reads, one at a time (see round_trip_us).
+_ECHO = "import os\nwhile chunk := os.read(0, 1):\n    os.write(1, chunk)\n"
+
+
+def round_trip_us(count: int = 5000) -> float:
+    """Microseconds per one-byte round trip through pipes to a child process and back: two
+    system calls and two context switches each way, the price a request pays at every hop of
+    the stack. On a virtual machine it moves with the host's load, which a pure computation
+    such as :func:`machine_speed_ms` does not show."""
+    with subprocess.Popen(
+        [sys.executable, "-c", _ECHO], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    ) as child:
+        assert child.stdin is not None
+        assert child.stdout is not None
+        send, receive = child.stdin.fileno(), child.stdout.fileno()
+        os.write(send, b"x")  # the child has started once this comes back
+        os.read(receive, 1)
+        began = time.perf_counter()
+        for _ in range(count):
+            os.write(send, b"x")
+            os.read(receive, 1)
+        elapsed = time.perf_counter() - began
+        child.stdin.close()
+    return 1e6 * elapsed / count
 
 
 def new_user(base_url: str) -> dict[str, str]:

@@ -38,7 +38,7 @@ import asyncpg
 import httpx
 import nats
 import psutil
-from harness import load, machine_speed_ms, new_user, stack
+from harness import load, machine_speed_ms, new_user, round_trip_us, stack
 
 from storycore_devstack.stack import Stack
 from storycore_shared.db import asyncpg_dsn
@@ -473,13 +473,19 @@ def main() -> None:
         time.sleep(5)
         idle = (stack_cpu_seconds(running, set()) - before) / (time.monotonic() - began)
         print(f"The idle stack uses {1000 * idle:.0f} ms of CPU per second.")
-        print(f"Machine speed: sum(range(10**6)) takes {machine_speed_ms():.1f} ms of CPU.\n")
+        print(
+            f"Machine speed: sum(range(10**6)) takes {machine_speed_ms():.1f} ms of CPU; a "
+            f"one-byte round trip to another process takes {round_trip_us():.1f} µs.\n"
+        )
         run_routes(running, args, profiler)
         if args.python_requests:
             python_client(running, args.python_requests)
         gateway_latency(running, min(args.seconds, 10.0))
         memory(running, "after the load")
-        print(f"\nMachine speed at the end: {machine_speed_ms():.1f} ms.")
+        print(
+            f"\nMachine speed at the end: {machine_speed_ms():.1f} ms, "
+            f"round trip {round_trip_us():.1f} µs."
+        )
 
 
 if __name__ == "__main__":
