@@ -318,11 +318,6 @@ def test_bench_passes_the_arguments_after_a_double_dash_to_the_scripts(tmp_path:
     assert json.loads((benchmarks / "argv.json").read_text()) == ["--seconds", "3"]
 
 
-def _environ(pid: int) -> dict[str, str]:
-    pairs = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    return dict(p.decode().partition("=")[::2] for p in pairs if p)
-
-
 def test_the_go_servers_run_go_code_on_one_thread_unless_told_otherwise(stack: Stack):
     assert stack.traefik is not None
     assert stack.traefik.pid is not None
@@ -332,7 +327,7 @@ def test_the_go_servers_run_go_code_on_one_thread_unless_told_otherwise(stack: S
     wanted = go_env()["GOMAXPROCS"]  # "1", unless this run's environment says otherwise
     for name, pid in servers.items():
         assert pid is not None
-        assert _environ(pid).get("GOMAXPROCS") == wanted, name
+        assert psutil.Process(pid).environ().get("GOMAXPROCS") == wanted, name
 
     assert go_env({})["GOMAXPROCS"] == "1"
     assert go_env({GO_MAXPROCS_SETTING: "4"})["GOMAXPROCS"] == "4"
