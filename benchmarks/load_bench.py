@@ -16,6 +16,7 @@ through Traefik vs the replica directly), and RSS per process.
     python3 storycore.py bench load_bench                      # 60 s per route and level
     python3 storycore.py bench load_bench -- --seconds 10      # a shorter run
     python3 storycore.py bench load_bench -- --profile 15      # + py-spy's top functions
+    python3 storycore.py bench load_bench -- --profile 15 --profile-services projects,locations
 """
 
 from __future__ import annotations
@@ -458,10 +459,16 @@ def main() -> None:
         metavar="SECONDS",
         help="py-spy the projects and shots replicas for this long at the highest level",
     )
+    parser.add_argument(
+        "--profile-services",
+        type=lambda v: tuple(v.split(",")),
+        default=("projects", "shots"),
+        help="the services --profile records (their first replica)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("load_bench needs wrk (Debian: apt-get install wrk)")
-    profiler = Profiler(args.profile) if args.profile else None
+    profiler = Profiler(args.profile, args.profile_services) if args.profile else None
     with stack() as running:
         memory(running, "after start")
         print(
