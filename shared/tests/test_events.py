@@ -6,6 +6,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Awaitable
 from pathlib import Path
@@ -18,7 +19,13 @@ from sqlalchemy import func, insert, select, text
 
 from storycore_shared.db import transaction
 from storycore_shared.events.broker import Broker, ensure_stream
-from storycore_shared.events.consumer import Batched, EventConsumer
+from storycore_shared.events.consumer import (
+    STORED_PULL_TIMEOUT,
+    Batched,
+    EventConsumer,
+    PullError,
+    StoredPull,
+)
 from storycore_shared.events.envelope import CloudEvent
 from storycore_shared.events.outbox import add_event
 from storycore_shared.events.relay import OutboxRelay
@@ -423,6 +430,42 @@ async def test_events_trickling_in_share_a_transaction_when_the_consumer_lingers
         assert len(transactions) <= total // 3, f"{len(transactions)} transactions"
     else:
         assert len(transactions) == total
+
+
+async def test_a_stored_pull_takes_what_is_stored_at_once_and_nothing_more(
+    kit: Any, broker: Broker
+):
+    """A lingering consumer's second pull: what the stream holds now, answered at once."""
+    js = await broker.jetstream()
+    await ensure_stream(js, kit.stream)
+    consumer = make_consumer(kit, broker)
+    await js.add_consumer(kit.stream.name, consumer._config())
+    for n in range(5):
+        await _publish(js, kit, n)
+    pull = await StoredPull(await broker.connected(), kit.stream.name, consumer.name).open()
+    try:
+        first = await pull.take(3)
+        started = time.monotonic()
+        rest = await pull.take(10)  # two are left: the server says so without waiting
+        empty = await pull.take(10)
+        answered_in = time.monotonic() - started
+        assert [_n(m) for m in first] == [0, 1, 2]
+        assert [_n(m) for m in rest] == [3, 4]
+        assert empty == []
+        assert answered_in < STORED_PULL_TIMEOUT / 2
+        for msg in first + rest:
+            await msg.ack()
+        await _publish(js, kit, 5)
+        assert [_n(m) for m in await pull.take(10)] == [5]  # a new one comes in a later pull
+        await js.delete_consumer(kit.stream.name, consumer.name)
+        with pytest.raises(PullError):  # nobody answers for a deleted consumer: not "empty"
+            await pull.take(10)
+    finally:
+        await pull.close()
+
+
+def _n(msg: Any) -> int:
+    return int(CloudEvent.model_validate_json(msg.data).data["n"])
 
 
 async def test_a_failing_event_does_not_hold_up_the_rest_of_its_batch(kit: Any, broker: Broker):

@@ -76,7 +76,9 @@ class ServiceSettings(BaseSettings):
     # copies then lag by up to this much more (a replica miss still asks the owner at once);
     # each event of a single client's writes costs them a fraction of a transaction instead of
     # one. Consumers that drive work (the saga, jobs, shots from a storyboard) never linger.
-    REPLICA_LINGER_SECONDS: float = Field(default=0.05, ge=0, le=1)
+    # 100 ms: a replica's CPU per event at 300 events a second is about 0.7 of what 50 ms
+    # costs (benchmarks/consumer_bench.py); longer gains less, as batches fill at 50.
+    REPLICA_LINGER_SECONDS: float = Field(default=0.1, ge=0, le=1)
     # Larger request bodies get 413 from the service too (the gateway's limit has the same
     # variable but does not cover the streaming routes).
     MAX_BODY_BYTES: int = 1_048_576

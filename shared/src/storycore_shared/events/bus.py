@@ -32,6 +32,7 @@ are those nats.py uses (``nats/js/manager.py``, ``client.py``, ``object_store.py
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -294,7 +295,9 @@ BUS = Bus(
 )
 
 
+@functools.lru_cache(maxsize=1024)
 def owner_of_subject(subject: str) -> str | None:
+    """Cached: every event a consumer decodes asks it (the bus is fixed at import)."""
     return BUS.owner_of_subject(subject)
 
 
