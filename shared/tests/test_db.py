@@ -68,6 +68,32 @@ async def test_a_connection_the_server_closed_is_never_handed_out(postgres_admin
         await engine.dispose()
 
 
+async def test_one_client_keeps_to_the_connection_it_used_last(postgres_admin_url: str):
+    """After a burst has opened several connections, one client's requests do not go round
+    all of them (each to a backend idle the longest): the pool hands out the last returned."""
+    settings = ServiceSettings(
+        DATABASE_URL=postgres_admin_url,
+        NATS_URL="nats://127.0.0.1:4222",
+        JWKS_URL="http://127.0.0.1/jwks",
+        DATABASE_POOL_SIZE=4,
+        DATABASE_MAX_OVERFLOW=0,
+    )
+    engine = create_engine(settings, "public")
+    try:
+        burst = [await engine.connect() for _ in range(4)]
+        backends = [await conn.scalar(text("select pg_backend_pid()")) for conn in burst]
+        for conn in burst:
+            await conn.close()  # returned in order: backends[3] last
+        served = []
+        for _ in range(6):
+            async with engine.connect() as conn:
+                served.append(await conn.scalar(text("select pg_backend_pid()")))
+        assert len(set(backends)) == 4
+        assert served == [backends[3]] * 6
+    finally:
+        await engine.dispose()
+
+
 def _typed_table(schema: str) -> Table:
     """A column of each type the prepared statements of the services carry."""
     return Table(
