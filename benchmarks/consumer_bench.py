@@ -28,12 +28,13 @@ from typing import Any
 import nats
 import uvloop
 from nats.js.api import ConsumerConfig, DeliverPolicy
+from prometheus_client import REGISTRY
 from sqlalchemy import MetaData, func, select, text
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from storycore_shared.db import sqlalchemy_url
 from storycore_shared.events.broker import Broker, ensure_stream
-from storycore_shared.events.consumer import BATCHES, HANDLED, EventConsumer
+from storycore_shared.events.consumer import EventConsumer
 from storycore_shared.events.contracts import projects as project_events
 from storycore_shared.events.contracts.projects import ProjectCreated
 from storycore_shared.events.envelope import CloudEvent
@@ -149,7 +150,11 @@ async def measure(admin_url: str, nats_url: str, args: argparse.Namespace) -> No
 
 
 def _counted(name: str) -> tuple[float, float]:
-    return HANDLED.labels(name)._value.get(), BATCHES.labels(name)._value.get()
+    """Events applied and transactions, by the consumer's own Prometheus counters."""
+    labels = {"consumer": name}
+    handled = REGISTRY.get_sample_value("storycore_events_handled_total", labels)
+    batches = REGISTRY.get_sample_value("storycore_events_transactions_total", labels)
+    return handled or 0.0, batches or 0.0
 
 
 def main() -> None:

@@ -27,6 +27,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storycore_shared.config import ServiceSettings
 from storycore_shared.db import (
@@ -39,15 +40,20 @@ from storycore_shared.db import (
 from storycore_testkit.polling import eventually
 
 
-async def test_a_connection_the_server_closed_is_never_handed_out(postgres_admin_url: str):
+def _pool_of(postgres_admin_url: str, size: int) -> AsyncEngine:
+    """A service's engine (``create_engine``) with a pool of ``size`` connections."""
     settings = ServiceSettings(
         DATABASE_URL=postgres_admin_url,
         NATS_URL="nats://127.0.0.1:4222",
         JWKS_URL="http://127.0.0.1/jwks",
-        DATABASE_POOL_SIZE=1,
+        DATABASE_POOL_SIZE=size,
         DATABASE_MAX_OVERFLOW=0,
     )
-    engine = create_engine(settings, "public")
+    return create_engine(settings, "public")
+
+
+async def test_a_connection_the_server_closed_is_never_handed_out(postgres_admin_url: str) -> None:
+    engine = _pool_of(postgres_admin_url, 1)
     admin = await asyncpg.connect(asyncpg_dsn(postgres_admin_url))
     try:
         async with engine.connect() as conn:
@@ -68,17 +74,10 @@ async def test_a_connection_the_server_closed_is_never_handed_out(postgres_admin
         await engine.dispose()
 
 
-async def test_one_client_keeps_to_the_connection_it_used_last(postgres_admin_url: str):
+async def test_one_client_keeps_to_the_connection_it_used_last(postgres_admin_url: str) -> None:
     """After a burst has opened several connections, one client's requests do not go round
     all of them (each to a backend idle the longest): the pool hands out the last returned."""
-    settings = ServiceSettings(
-        DATABASE_URL=postgres_admin_url,
-        NATS_URL="nats://127.0.0.1:4222",
-        JWKS_URL="http://127.0.0.1/jwks",
-        DATABASE_POOL_SIZE=4,
-        DATABASE_MAX_OVERFLOW=0,
-    )
-    engine = create_engine(settings, "public")
+    engine = _pool_of(postgres_admin_url, 4)
     try:
         burst = [await engine.connect() for _ in range(4)]
         backends = [await conn.scalar(text("select pg_backend_pid()")) for conn in burst]
