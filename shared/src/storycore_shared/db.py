@@ -87,7 +87,14 @@ def connect_args(settings: ServiceSettings, schema: str) -> dict[str, Any]:
     """asyncpg's connect arguments for the request pool (see DATABASE_PGBOUNCER)."""
     timeout = settings.DATABASE_TIMEOUT_SECONDS
     server_settings = {"application_name": settings.SERVICE_NAME, "timezone": "UTC"}
-    args: dict[str, Any] = {"timeout": timeout, "command_timeout": timeout * 6}
+    # A statement asyncpg prepared while its table was a few rows keeps the plan made for that
+    # size (a sequential scan) until the next ANALYZE; prepared again after this long, it is
+    # planned for the table as it is (storycore_shared.events.relay.STATEMENT_LIFETIME_SECONDS).
+    args: dict[str, Any] = {
+        "timeout": timeout,
+        "command_timeout": timeout * 6,
+        "max_cached_statement_lifetime": 30,
+    }
     if settings.DATABASE_PGBOUNCER:
         # No statement outlives its transaction, and names never collide on a server
         # connection another client used before (asyncpg's FAQ; SQLAlchemy's asyncpg notes).

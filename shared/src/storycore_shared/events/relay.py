@@ -39,6 +39,12 @@ from storycore_shared.events.tables import EventTables
 
 logger = logging.getLogger(__name__)
 
+# How long the relay's connection keeps a prepared statement. Postgres plans a prepared
+# statement for the table it sees then: the mark, prepared while the outbox was a few rows,
+# kept a sequential scan as the table grew (2 ms a mark at 20,000 rows instead of 0.3) until
+# the next ANALYZE. Prepared again every few seconds, it is planned for the table as it is.
+STATEMENT_LIFETIME_SECONDS = 10
+
 PUBLISHED = Counter("storycore_outbox_published_total", "Events published from the outbox")
 PUBLISH_FAILURES = Counter("storycore_outbox_publish_failures_total", "Failed publish attempts")
 
@@ -162,7 +168,9 @@ class OutboxRelay:
                 delay = min(delay * 2, 2.0)
 
     async def _lead(self) -> None:
-        conn: asyncpg.Connection = await asyncpg.connect(self.dsn, timeout=5)
+        conn: asyncpg.Connection = await asyncpg.connect(
+            self.dsn, timeout=5, max_cached_statement_lifetime=STATEMENT_LIFETIME_SECONDS
+        )
         try:
             key = f"storycore.relay.{self.tables.schema}"
             while not await conn.fetchval("select pg_try_advisory_lock(hashtext($1))", key):
