@@ -15,7 +15,6 @@ import numpy as np
 import pyloudnorm  # type: ignore[import-untyped]
 import pytest
 import soundfile as sf
-from nats.errors import TimeoutError as NatsTimeout
 
 from storycore_devstack.stack import Stack
 from storycore_shared.assets import NatsAssetStore
@@ -119,7 +118,7 @@ async def _events(nats_url: str, event_type: str, subject: str) -> list[CloudEve
         while True:
             try:
                 batch = await sub.fetch(500, timeout=2)
-            except NatsTimeout:
+            except TimeoutError:  # nats' own TimeoutError subclasses it; fetch raises both
                 return found
             for msg in batch:
                 event = CloudEvent.model_validate_json(msg.data)

@@ -23,7 +23,6 @@ import nats
 import numpy as np
 import pytest
 import soundfile as sf
-from nats.errors import TimeoutError as NatsTimeout
 from PIL import Image
 from scipy.signal import resample_poly
 
@@ -117,7 +116,7 @@ async def _events(nats_url: str, subject: str, stream: str) -> Counter[str]:
         while True:
             try:
                 batch = await sub.fetch(500, timeout=2)
-            except NatsTimeout:
+            except TimeoutError:  # nats' own TimeoutError subclasses it; fetch raises both
                 return counts
             for msg in batch:
                 event = CloudEvent.model_validate_json(msg.data)

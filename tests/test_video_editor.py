@@ -21,7 +21,6 @@ import numpy as np
 import psutil
 import pytest
 import soundfile as sf
-from nats.errors import TimeoutError as NatsTimeout
 from PIL import Image
 
 from storycore_devstack.stack import Stack
@@ -196,7 +195,7 @@ async def _exported_events(nats_url: str, export_id: str) -> int:
         while True:
             try:
                 batch = await sub.fetch(500, timeout=2)
-            except NatsTimeout:
+            except TimeoutError:  # nats' own TimeoutError subclasses it; fetch raises both
                 return count
             for msg in batch:
                 if CloudEvent.model_validate_json(msg.data).subject == export_id:
