@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import subprocess
 import sys
@@ -462,6 +463,55 @@ async def test_a_stored_pull_takes_what_is_stored_at_once_and_nothing_more(
             await pull.take(10)
     finally:
         await pull.close()
+
+
+async def test_a_stopped_consumer_leaves_nothing_to_hold_up_its_connections_drain(
+    kit: Any, nats_url: str
+):
+    """A consumer gives up its inboxes when it stops, and when its loop starts over. A pull
+    request cut short by a restart is answered later (408, its expiry); an inbox still
+    subscribed queues that answer, and the connection's drain then waits for it until the
+    broker gives up (5 s)."""
+    broker = Broker(nats_url, name="kit-drain-test")
+    await broker.start()
+    await asyncio.wait_for(broker.connected(), timeout=10)
+    try:
+        js = await broker.jetstream()
+        await ensure_stream(js, kit.stream)
+        # Fetches wait 2 s, the watchdog restarts a loop idle for 1 s: restarts mid-fetch.
+        consumer = make_consumer(kit, broker, linger=0.05, fetch_timeout=2.0, stall_after=1.0)
+        await consumer.start()
+        try:
+            for n in range(3):
+                await _publish(js, kit, n)
+            await _all_applied(js, kit, consumer, 3)
+            await eventually(
+                lambda: _true(consumer.restarts >= 2), within=15, what="the loop restarted twice"
+            )
+            await asyncio.sleep(2.5)  # the cut-short pull requests expire and are answered
+        finally:
+            await consumer.stop()
+        started = time.monotonic()
+    finally:
+        await broker.close()
+    assert time.monotonic() - started < 2.0
+
+
+async def test_closing_the_broker_is_not_logged_as_an_outage(
+    nats_url: str, caplog: pytest.LogCaptureFixture
+):
+    broker = Broker(nats_url, name="kit-close-test")
+    await broker.start()
+    await asyncio.wait_for(broker.connected(), timeout=10)
+    with caplog.at_level(logging.INFO, logger="storycore_shared.events.broker"):
+        await broker.close()
+    logged = [r.getMessage() for r in caplog.records if r.name == "storycore_shared.events.broker"]
+    assert "nats.closed" in logged
+    assert "nats.disconnected" not in logged
+
+
+async def _true(value: bool) -> bool:
+    return value
 
 
 def _n(msg: Any) -> int:

@@ -79,6 +79,7 @@ class Broker:
         self.ping_interval = ping_interval
         self.nc: NATS | None = None
         self._ready = asyncio.Event()
+        self._closing = False
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -121,7 +122,10 @@ class Broker:
         logger.debug("nats.error", extra={"error": repr(exc)})
 
     async def _on_disconnected(self) -> None:
-        logger.warning("nats.disconnected")
+        if self._closing:  # our own close, not an outage
+            logger.info("nats.closed")
+        else:
+            logger.warning("nats.disconnected")
 
     async def _on_reconnected(self) -> None:
         logger.info("nats.reconnected")
@@ -139,6 +143,7 @@ class Broker:
         return self.nc is not None and self.nc.is_connected
 
     async def close(self) -> None:
+        self._closing = True
         if self._task is not None and not self._task.done():
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -238,6 +238,7 @@ class PullConsumer:
         self._loop_task: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
         self._stored: StoredPull | None = None
+        self._sub: JetStreamContext.PullSubscription | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -251,7 +252,7 @@ class PullConsumer:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        await self._close_stored()
+        await self._release()
 
     def status(self) -> dict[str, Any]:
         return {
@@ -306,7 +307,7 @@ class PullConsumer:
         return True
 
     async def _subscribe(self) -> JetStreamContext.PullSubscription:
-        await self._close_stored()
+        await self._release()
         nc = await self.broker.connected()
         js = nc.jetstream()
         await ensure_stream(js, self.stream)
@@ -318,12 +319,25 @@ class PullConsumer:
             await js.add_consumer(self.stream.name, config)
         if self.linger:
             self._stored = await StoredPull(nc, self.stream.name, self.name).open()
-        return await js.pull_subscribe_bind(durable=self.name, stream=self.stream.name)
+        self._sub = await js.pull_subscribe_bind(durable=self.name, stream=self.stream.name)
+        return self._sub
 
-    async def _close_stored(self) -> None:
+    async def _release(self) -> None:
+        """Give up the inboxes of the last subscription: the stored pull's, and the pull
+        subscription's (the durable consumer stays on the server).
+
+        A pull subscription left open held up the connection's drain at every shutdown for as
+        long as the broker let it (5 s), then logged a cancelled ``_GatheringFuture``: nats.py's
+        ``fetch`` takes messages off the subscription's queue without marking them done, so the
+        drain's wait for that queue never ends. Every restart of the loop also left one
+        behind."""
         if self._stored is not None:
             await self._stored.close()
             self._stored = None
+        if self._sub is not None:
+            with contextlib.suppress(Exception):  # the connection may be closed or draining
+                await self._sub.unsubscribe()
+            self._sub = None
 
     async def _fetch(self, sub: JetStreamContext.PullSubscription) -> list[Msg]:
         """The next batch: what is stored, else the first messages to arrive within
