@@ -446,6 +446,19 @@ def test_a_body_over_the_gateway_limit_is_a_413_problem(stack: Stack, world: Wor
     assert PROJECTS.state(world, {}) == before
 
 
+def test_a_read_with_a_body_over_the_limit_is_a_413_problem_too(stack: Stack, world: World):
+    """GET and HEAD have a router without the gateway's buffering (storycore_devstack.routes):
+    a body on one still meets the limit, in the service."""
+    limit = int(stack.config.extra_env["STORYCORE_MAX_BODY_BYTES"])
+    answer = world.client.request(
+        "GET",
+        "/api/projects",
+        content=b"y" * (limit + 1),
+        headers={**world.headers, "Content-Type": "application/json"},
+    )
+    assert_problem(answer, 413, "payload_too_large")
+
+
 def test_the_streaming_route_limits_its_body_itself(stack: Stack, world: World):
     """No buffering middleware on this route (it would hold back the SSE frames): the llm
     service answers 413 problem+json itself, for a declared length and for a chunked body."""

@@ -14,9 +14,11 @@ import pytest
 import yaml
 
 from storycore_devstack.routes import (
+    API_CHAIN,
     FALLBACK,
     GATEWAY_DIR,
     GATEWAY_IDLE_CONN_TIMEOUT,
+    READ_CHAIN,
     REPO_ROOT,
     SERVICE_KEEP_ALIVE_SECONDS,
     compose_labels,
@@ -68,10 +70,10 @@ def test_the_fallback_knows_the_route_table_in_both_modes(compose: dict[str, Any
 def test_generated_local_routes_follow_the_table():
     addresses = {name: [f"http://127.0.0.1:{9000 + i}"] for i, name in enumerate(TABLE.services)}
     config = local_routes(TABLE, addresses)["http"]
-    expected_routers = {r.name for s in TABLE.services.values() for r in s.routes}
+    expected_routers = {r.name for s in TABLE.services.values() for r in s.gateway_routes}
     assert set(config["routers"]) == expected_routers
     for entry in TABLE.services.values():
-        for route in entry.routes:
+        for route in entry.gateway_routes:
             router = config["routers"][route.name]
             assert router["rule"] == route.rule
             assert router["priority"] == route.priority
@@ -86,6 +88,63 @@ def test_generated_local_routes_follow_the_table():
             balancer = config["services"][failover["service"]]["loadBalancer"]
         assert balancer["servers"] == [{"url": u} for u in addresses[entry.name]]
         assert balancer["healthCheck"]["path"] == entry.health_path
+
+
+def test_every_api_route_has_a_read_twin_without_the_body_limit():
+    """GET and HEAD skip Traefik's buffering (it holds back the answer too); everything else,
+    OPTIONS included, still meets the gateway's body limit."""
+    taken = {r.priority for s in TABLE.services.values() for r in s.routes}
+    twins = 0
+    for entry in TABLE.services.values():
+        routers = {r.name: r for r in entry.gateway_routes}
+        assert set(entry.routes) <= set(routers.values())
+        for route in entry.routes:
+            twin = routers.get(f"{route.name}-read")
+            if API_CHAIN not in route.middlewares:
+                assert twin is None, route.name
+                continue
+            twins += 1
+            assert twin is not None, route.name
+            assert twin.rule == f"({route.rule}) && (Method(`GET`) || Method(`HEAD`))"
+            assert twin.priority == route.priority + 1
+            assert twin.priority not in taken, f"{twin.name} ties another route"
+            assert twin.middlewares == tuple(
+                READ_CHAIN if m == API_CHAIN else m for m in route.middlewares
+            )
+        assert len(routers) == len(entry.routes) + sum(
+            API_CHAIN in r.middlewares for r in entry.routes
+        )
+    assert twins >= 10
+
+
+def test_a_twin_that_would_tie_another_route_is_refused(tmp_path: Path):
+    table = tmp_path / "routes.toml"
+    table.write_text(
+        """
+[gateway]
+entrypoint = "web"
+port = 8080
+
+[services.projects]
+app = "projects.main:create_app"
+container_port = 8000
+health_path = "/readyz"
+
+[[services.projects.routes]]
+name = "projects"
+rule = "PathPrefix(`/api/projects`)"
+priority = 100
+middlewares = ["api@file"]
+
+[[services.projects.routes]]
+name = "project-things"
+rule = "PathRegexp(`^/api/projects/[^/]+/things`)"
+priority = 101
+middlewares = ["api@file"]
+"""
+    )
+    with pytest.raises(ValueError, match="projects-read: priority 101"):
+        load_route_table(table)
 
 
 def test_running_stack_serves_the_generated_routes(stack: Stack):
@@ -168,8 +227,14 @@ def test_middlewares_defined_once_and_sse_never_compressed():
     # SSE must flow frame by frame, and media must keep Range: neither is ever compressed.
     assert not {"text/event-stream", "image/png", "audio/wav", "video/mp4"} & set(compressed)
     assert middlewares["body-limit"]["buffering"]["maxRequestBodyBytes"] == 1
+    # The read chain is the api chain without the buffering.
+    api = middlewares["api"]["chain"]["middlewares"]
+    assert middlewares["api-read"]["chain"]["middlewares"] == [m for m in api if m != "body-limit"]
     used = {
-        m.split("@")[0] for s in TABLE.services.values() for r in s.routes for m in r.middlewares
+        m.split("@")[0]
+        for s in TABLE.services.values()
+        for r in s.gateway_routes
+        for m in r.middlewares
     }
     assert used <= set(middlewares)
     assert not list(Path(REPO_ROOT / "gateway").glob("*.toml"))[1:], "one route table only"

@@ -911,7 +911,7 @@ def ingress_route(table: RouteTable, entry: ServiceEntry) -> Manifest:
                 }
             ],
         }
-        for route in entry.routes
+        for route in entry.gateway_routes
     ]
     labels = {NAME_LABEL: entry.name, "app.kubernetes.io/part-of": PART_OF}
     return {
