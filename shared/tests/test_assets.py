@@ -270,6 +270,14 @@ def download_app(store: AssetStore) -> FastAPI:
             raise AssetNotFound()
         return asset_response(request, store, stored, filename='Straße №1 "final".png')
 
+    @app.get("/gone/{key:path}")
+    async def get_deleted_meanwhile(key: str, request: Request) -> Response:
+        """Found, then deleted before its bytes are read (a project's cascade, say)."""
+        stored = await store.stat(key)
+        assert stored is not None
+        await store.delete(key)
+        return asset_response(request, store, stored)
+
     @app.get("/records/{key:path}")
     async def get_record(key: str, request: Request) -> Response:
         """Download an asset through its (here made-up) row."""
@@ -288,6 +296,17 @@ def download_app(store: AssetStore) -> FastAPI:
         return asset_response(request, store, record, inline=False, max_age=60)
 
     return app
+
+
+async def test_an_asset_deleted_before_its_bytes_are_read_is_a_404_problem(backend: Backend):
+    """Not a "200" whose connection is then cut."""
+    await backend.store.put("img/gone.png", stream(b"x" * 1000, [100]), content_type="image/png")
+    transport = httpx.ASGITransport(app=download_app(backend.store))
+    async with httpx.AsyncClient(transport=transport, base_url="http://assets") as http:
+        answer = await http.get("/gone/img/gone.png")
+    assert answer.status_code == 404
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["code"] == "asset_not_found"
 
 
 async def test_downloads_honour_range_etag_and_disposition(backend: Backend):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from storycore_shared.assets.base import AssetStore, StoredObject
 from storycore_shared.assets.records import AssetRecord
@@ -74,7 +76,44 @@ def asset_response(
     headers["content-length"] = str(last - first + 1)
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers)
-    return StreamingResponse(store.read(asset.key, first, last + 1), status, headers=headers)
+    return _AssetStream(store.read(asset.key, first, last + 1), status, headers=headers)
+
+
+class _AssetStream(StreamingResponse):
+    """An asset's bytes, the first piece read before the status line goes out.
+
+    The route found the asset, but its object can be gone by the time it is read: a project's
+    cascade deleting it, say. Read lazily, that showed only after "200" and the headers had been
+    sent, so the connection was cut. Through the gateway's unbuffered read routes the client
+    then saw it close with no answer at all. Read first, the store's ``AssetNotFound`` (or an
+    outage) is raised before anything is sent, and the service's error handlers answer it as a
+    problem: 404, or 503. An object deleted later, part-way through a large body, still cuts the
+    stream, because nothing else can be said once the bytes flow.
+    """
+
+    def __init__(self, pieces: AsyncIterator[bytes], status: int, headers: dict[str, str]) -> None:
+        super().__init__(pieces, status, headers=headers)
+        self.pieces = pieces
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            first = await anext(self.pieces)
+        except StopAsyncIteration:
+            first = b""
+        self.body_iterator = _then(first, self.pieces)
+        await super().__call__(scope, receive, send)
+
+
+async def _then(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    try:
+        if first:
+            yield first
+        async for piece in rest:
+            yield piece
+    finally:
+        close = getattr(rest, "aclose", None)
+        if close is not None:
+            await close()
 
 
 def parse_range(header: str, size: int) -> tuple[int, int] | None:
