@@ -23,6 +23,7 @@ import pytest
 from nats.aio.client import Client as NATS
 from nats.js.api import AckPolicy, ConsumerConfig
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from storycore_shared.assets.nats_store import NatsAssetStore
 from storycore_shared.events.broker import Broker, StreamNotProvisioned, ensure_stream
@@ -209,7 +210,7 @@ def test_the_consumer_refuses_an_event_not_from_the_subjects_owner():
         name="t-projects",
         stream=project_events.STREAM,
         handlers={ProjectUpdated: handler},
-        sessionmaker=None,  # type: ignore[arg-type]  # _decode touches no database
+        sessionmaker=async_sessionmaker(),  # unbound: _decode touches no database
         tables=None,  # type: ignore[arg-type]
         broker=Broker("nats://x", name="t"),
     )

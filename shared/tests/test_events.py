@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 from nats.js.api import DiscardPolicy, StreamConfig
 from nats.js.errors import NotFoundError
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import bindparam, func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from storycore_shared.db import transaction
+from storycore_shared.db import DriverConnection, Prepared, executemany, transaction
 from storycore_shared.events.broker import Broker, ensure_stream
 from storycore_shared.events.consumer import (
     STORED_PULL_TIMEOUT,
@@ -322,8 +323,9 @@ BURST = 500
 STALL_AT = 260  # inside the 11th batch of 25: the first process is killed in that handler
 
 
+@pytest.mark.parametrize("driver", [False, True], ids=["in-a-session", "on-the-driver"])
 async def test_a_burst_is_applied_in_batches_exactly_once_across_a_kill_mid_batch(
-    kit: Any, broker: Broker, tmp_path: Path
+    kit: Any, broker: Broker, tmp_path: Path, driver: bool
 ):
     js = await broker.jetstream()
     await ensure_stream(js, kit.stream)
@@ -344,6 +346,7 @@ async def test_a_burst_is_applied_in_batches_exactly_once_across_a_kill_mid_batc
         "KIT_HANDLER_SECONDS": "0.005",
         "KIT_BATCH_SIZE": "25",
         "KIT_STARTED_FILE": str(started),
+        "KIT_DRIVER": "1" if driver else "0",
     }
 
     def spawn(**extra: str) -> subprocess.Popen[bytes]:
@@ -612,40 +615,57 @@ async def _publish_when_back(broker: Broker, kit: Any, n: int) -> None:
     await eventually(sent, within=15, what="publish after the restart")
 
 
-def batched_handler(kit: Any, runs: list[list[int]], *, many_fails: bool = False) -> Batched:
+def batched_handler(
+    kit: Any,
+    runs: list[list[int]],
+    *,
+    many_fails: bool = False,
+    driver: bool = False,
+    given: list[type] | None = None,
+) -> Batched:
     """Applies an event alone through ``one`` and a run of them through ``many`` (one
-    executemany), recording the events of each run ``many`` was given."""
+    executemany), recording the events of each run ``many`` was given (and in ``given`` what
+    it was given to run them on). With ``driver``, ``many`` runs on a driver connection too."""
+    insert_row = Prepared(
+        insert(kit.applied).values(
+            event_id=bindparam("event_id"), entity_id=bindparam("entity_id"), n=bindparam("n")
+        )
+    )
 
     async def one(session: Any, data: Any) -> None:
         await session.execute(
             insert(kit.applied).values(event_id=str(data.id), entity_id=data.id, n=data.n)
         )
 
-    async def many(session: Any, items: list[Any]) -> None:
+    async def many(db: Any, items: list[Any]) -> None:
         runs.append([d.n for d in items])
+        if given is not None:
+            given.append(type(db))
         if many_fails:
             raise RuntimeError("this run cannot be applied together")
         rows = [{"event_id": str(d.id), "entity_id": d.id, "n": d.n} for d in items]
-        await session.execute(insert(kit.applied), rows)
+        await executemany(db, insert_row, rows)
 
-    return Batched(one, many)
+    return Batched(one, many, driver=driver)
 
 
+@pytest.mark.parametrize("driver", [False, True], ids=["in-a-session", "on-the-driver"])
 @pytest.mark.parametrize("many_fails", [False, True])
 async def test_a_batched_handler_applies_a_fetched_run_in_one_call_exactly_once(
-    kit: Any, broker: Broker, many_fails: bool
+    kit: Any, broker: Broker, many_fails: bool, driver: bool
 ):
     """Events waiting when the consumer starts arrive as one batch: its Batched handler gets
-    them as one run, in order. A run that fails is applied again one event at a time."""
+    them as one run, in order. A run that fails is applied again one event at a time. A
+    handler with ``driver`` gets its runs on asyncpg's connection, a session otherwise."""
     js = await broker.jetstream()
     await ensure_stream(js, kit.stream)
     total = 30
     for n in range(total):
         await _publish(js, kit, n)
     runs: list[list[int]] = []
-    consumer = make_consumer(
-        kit, broker, handler=batched_handler(kit, runs, many_fails=many_fails), max_deliver=2
-    )
+    given: list[type] = []
+    handler = batched_handler(kit, runs, many_fails=many_fails, driver=driver, given=given)
+    consumer = make_consumer(kit, broker, handler=handler, max_deliver=2)
     await consumer.start()
     try:
         await _all_applied(js, kit, consumer, total)
@@ -655,6 +675,7 @@ async def test_a_batched_handler_applies_a_fetched_run_in_one_call_exactly_once(
     assert sorted(r.n for r in rows) == list(range(total))  # each exactly once
     assert max(len(run) for run in runs) > 1
     assert all(run == sorted(run) for run in runs)  # in the stream's order
+    assert set(given) == {DriverConnection if driver else AsyncSession}
     async with kit.engine.connect() as conn:
         dead = await conn.scalar(select(func.count()).select_from(kit.tables.dead_letter))
         inbox = await conn.scalar(select(func.count()).select_from(kit.tables.processed_event))

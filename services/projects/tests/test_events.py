@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -72,15 +73,18 @@ async def test_shot_events_keep_the_shot_count_of_their_project_only(
     assert (await _fresh(session, other.id)).shot_count == 1
 
 
+@pytest.mark.parametrize("on_driver", [False, True], ids=["in-a-session", "on-the-driver"])
 async def test_a_run_of_shot_created_raises_each_count_once_by_its_shots(
-    session: AsyncSession,
+    session: AsyncSession, on_driver: bool
 ) -> None:
-    """What the consumer does with consecutive ``shot.created`` of one fetched batch."""
+    """What the consumer does with consecutive ``shot.created`` of one fetched batch: in a
+    session, or (the handler is ``driver``) on asyncpg's connection."""
+    assert shot_created.driver
     project = await _project(session)
     other = await _project(session, "Other")
     run = [_shot_created(project.id, i) for i in range(4)] + [_shot_created(other.id)]
     run.insert(2, _shot_created(other.id))
-    await shot_created.many(session, run)
+    await shot_created.many(await DriverConnection.of(session) if on_driver else session, run)
     assert (await _fresh(session, project.id)).shot_count == 4
     assert (await _fresh(session, other.id)).shot_count == 2
     await shot_created(session, _shot_created(project.id))  # alone, as after a failed batch

@@ -157,21 +157,25 @@ async def test_project_updates_apply_by_version(
     assert (await shots.get_shot(session, principal=STRANGER, shot_id=shot.id)).id == shot.id
 
 
+@pytest.mark.parametrize("on_driver", [False, True], ids=["in-a-session", "on-the-driver"])
 async def test_a_run_of_project_events_keeps_each_projects_newest_state(
-    session: AsyncSession, shots: Shots, handlers: dict[type, Any]
+    session: AsyncSession, shots: Shots, handlers: dict[type, Any], on_driver: bool
 ) -> None:
     """What the consumer does with consecutive project events of one fetched batch: one call
-    for the run (``Batched.many``), with the state ``apply`` would leave event by event."""
+    for the run (``Batched.many``), with the state ``apply`` would leave event by event; in a
+    session, or (the handler is ``driver``) on asyncpg's connection."""
     first, second = uuid.uuid4(), uuid.uuid4()
     states = handlers[ProjectUpdated]
     assert states is handlers[ProjectCreated]  # created and updated events form one run
+    assert states.driver
+    db = await DriverConnection.of(session) if on_driver else session
     run = [
         _created(first),
         ProjectUpdated(**_created(first, version=3, name="Third").model_dump()),
         _created(second, is_public=True),
         ProjectUpdated(**_created(first, version=2, name="Second, late").model_dump()),
     ]
-    await states.many(session, run)
+    await states.many(db, run)
     one, two = [await shots.directory.get(session, p) for p in (first, second)]
     assert one is not None
     assert two is not None
@@ -180,7 +184,7 @@ async def test_a_run_of_project_events_keeps_each_projects_newest_state(
     # A newer state than the replica's wins; a tombstone is never overwritten by a run.
     await handlers[ProjectDeleted](session, _deleted(second))
     await states.many(
-        session, [ProjectUpdated(**_created(s, version=9).model_dump()) for s in (first, second)]
+        db, [ProjectUpdated(**_created(s, version=9).model_dump()) for s in (first, second)]
     )
     again = await shots.directory.get(session, first)
     assert again is not None

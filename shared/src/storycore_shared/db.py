@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -276,6 +276,22 @@ class DriverConnection:
         compiled = statement.compiled(self.dialect)
         return await connection.fetchrow(compiled.sql, *compiled.arguments(parameters))
 
+    async def fetch(
+        self, statement: Prepared, parameters: Mapping[str, Any]
+    ) -> list[asyncpg.Record]:
+        connection = self._connection or await self._connect()
+        compiled = statement.compiled(self.dialect)
+        rows: list[asyncpg.Record] = await connection.fetch(
+            compiled.sql, *compiled.arguments(parameters)
+        )
+        return rows
+
+    async def executemany(self, statement: Prepared, rows: Sequence[Mapping[str, Any]]) -> None:
+        """``statement`` once per row, in one round trip (asyncpg pipelines the executions)."""
+        connection = self._connection or await self._connect()
+        compiled = statement.compiled(self.dialect)
+        await connection.executemany(compiled.sql, [compiled.arguments(row) for row in rows])
+
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
         """A transaction (a savepoint inside one): committed at the end of the block, rolled
@@ -302,6 +318,29 @@ async def fetchrow(
         return cast("Mapping[str, Any] | None", result.mappings().first())
     except ResourceClosedError:  # a statement without RETURNING
         return None
+
+
+async def fetchall(
+    db: AsyncSession | DriverConnection, statement: Prepared, parameters: Mapping[str, Any]
+) -> list[Mapping[str, Any]]:
+    """``statement``'s rows, by column name, on a driver connection or through a session."""
+    if isinstance(db, DriverConnection):
+        return list(await db.fetch(statement, parameters))
+    result = await db.execute(statement.statement, parameters)
+    return cast("list[Mapping[str, Any]]", result.mappings().all())
+
+
+async def executemany(
+    db: AsyncSession | DriverConnection, statement: Prepared, rows: Sequence[Mapping[str, Any]]
+) -> None:
+    """``statement`` once for each of ``rows``, on a driver connection or through a session
+    (SQLAlchemy's executemany)."""
+    if not rows:
+        return
+    if isinstance(db, DriverConnection):
+        await db.executemany(statement, rows)
+    else:
+        await db.execute(statement.statement, list(rows))
 
 
 @asynccontextmanager

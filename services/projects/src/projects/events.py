@@ -12,6 +12,7 @@ from sqlalchemy import bindparam, func, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from projects.models import project_table
+from storycore_shared.db import DriverConnection, Prepared, executemany
 from storycore_shared.events.consumer import Batched
 from storycore_shared.events.contracts.sequences import SequenceGenerated
 from storycore_shared.events.contracts.shots import ShotCreated, ShotDeleted
@@ -38,15 +39,16 @@ async def on_shot_created(session: AsyncSession, data: ShotCreated) -> None:
     await session.execute(_SHOTS_CREATED, {"project_id": data.project_id, "n": 1})
 
 
-async def on_shots_created(session: AsyncSession, items: list[ShotCreated]) -> None:
+async def on_shots_created(db: AsyncSession | DriverConnection, items: list[ShotCreated]) -> None:
     """A run of ``shot.created``: each project's count raised once, by its number of shots.
     (Only creates are gathered: a delete's floor at zero does not commute with them.)"""
     counts = Counter(data.project_id for data in items)
     rows = [{"project_id": project_id, "n": n} for project_id, n in counts.items()]
-    await session.execute(_SHOTS_CREATED, rows)
+    await executemany(db, _SHOTS_CREATED_PREPARED, rows)
 
 
-shot_created = Batched(on_shot_created, on_shots_created)
+_SHOTS_CREATED_PREPARED = Prepared(_SHOTS_CREATED)
+shot_created = Batched(on_shot_created, on_shots_created, driver=True)
 
 
 async def on_sequence_generated(session: AsyncSession, data: SequenceGenerated) -> None:

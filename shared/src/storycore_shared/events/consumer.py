@@ -45,12 +45,18 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import BadRequestError
 from prometheus_client import Counter
 from pydantic import ValidationError
-from sqlalchemy import TextClause, bindparam, insert, text
+from sqlalchemy import bindparam, insert, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import ReturningInsert
 
-from storycore_shared.db import transaction
+from storycore_shared.db import (
+    DriverConnection,
+    Prepared,
+    fetchall,
+    pooled_driver_connection,
+    transaction,
+)
 from storycore_shared.errors import is_connection_failure
 from storycore_shared.events.broker import Broker, ensure_stream
 from storycore_shared.events.bus import owner_of_stream, owner_of_subject
@@ -71,13 +77,25 @@ class Batched:
     state as ``one`` applied to each in turn. A replica that upserts by version does that with
     one statement for the run instead of one per event. Alone (a batch of one, or the fallback
     after a failed batch) an event goes through ``one``.
+
+    With ``driver=True``, ``many`` also takes a :class:`~storycore_shared.db.DriverConnection`
+    in place of the session (it runs :class:`~storycore_shared.db.Prepared` statements through
+    ``storycore_shared.db.executemany`` and the like). A batch whose every handler is such a
+    one is then applied on asyncpg's own connection, inbox rows included: no session, no
+    execution context, no ``Result``. For a project replica that is about a fifth less CPU per
+    event (``benchmarks/consumer_bench.py``).
     """
 
     def __init__(
-        self, one: Handler, many: Callable[[AsyncSession, list[Any]], Awaitable[None]]
+        self,
+        one: Handler,
+        many: Callable[[Any, list[Any]], Awaitable[None]],
+        *,
+        driver: bool = False,
     ) -> None:
         self.one = one
         self.many = many
+        self.driver = driver
 
     async def __call__(self, session: AsyncSession, data: Any) -> None:
         await self.one(session, data)
@@ -412,6 +430,10 @@ class EventConsumer(PullConsumer):
         )
         self.handlers = {model.event_type: (model, fn) for model, fn in handlers.items()}
         self.sessionmaker = sessionmaker
+        # The pool driver batches check a connection out of: the sessions' own engine. A
+        # sessionmaker bound to one connection (a test's) keeps every batch in a session.
+        bind = sessionmaker.kw.get("bind")
+        self.engine = bind if isinstance(bind, AsyncEngine) else None
         self.tables = tables
         self.max_deliver = max_deliver
         self.ack_wait = ack_wait
@@ -461,19 +483,23 @@ class EventConsumer(PullConsumer):
         )
         return claimed.first() is not None
 
-    async def _claim_all(self, session: AsyncSession, event_ids: list[str]) -> set[str]:
+    async def _claim_all(
+        self, db: AsyncSession | DriverConnection, event_ids: list[str]
+    ) -> set[str]:
         """Insert the inbox rows of a batch; the ids this consumer had not applied yet."""
-        claimed = await session.execute(
-            self._claim_all_statement, {"consumer": self.name, "event_ids": event_ids}
+        claimed = await fetchall(
+            db, self._claim_all_statement, {"consumer": self.name, "event_ids": event_ids}
         )
-        return {row[0] for row in claimed}
+        return {row["event_id"] for row in claimed}
 
     @functools.cached_property
-    def _claim_all_statement(self) -> TextClause:
-        return text(
-            f'insert into "{self.tables.schema}".processed_event (consumer, event_id) '
-            "select :consumer, unnest(cast(:event_ids as varchar(64)[])) "
-            "on conflict do nothing returning event_id"
+    def _claim_all_statement(self) -> Prepared:
+        return Prepared(
+            text(
+                f'insert into "{self.tables.schema}".processed_event (consumer, event_id) '
+                "select :consumer, unnest(cast(:event_ids as varchar(64)[])) "
+                "on conflict do nothing returning event_id"
+            )
         )
 
     @functools.cached_property
@@ -508,31 +534,13 @@ class EventConsumer(PullConsumer):
                 await self._dead_letter(msg, exc.event_id, f"undecodable event: {exc}", deliveries)
         if not batch:
             return
-        claimed = 0
         try:
-            async with self.sessionmaker() as session:
-                try:
-                    # The batch's inbox rows in one statement; a duplicate (one applied before,
-                    # or a second copy inside the batch) is not claimed again.
-                    fresh = await self._claim_all(session, [item.event.id for item in batch])
-                    todo = []
-                    for item in batch:
-                        if item.event.id in fresh:
-                            fresh.discard(item.event.id)
-                            todo.append(item)
-                    for run in _runs(todo):
-                        handler = run[0].handler
-                        if len(run) > 1 and isinstance(handler, Batched):
-                            await handler.many(session, [item.data for item in run])
-                        else:
-                            await handler(session, run[0].data)
-                        claimed += len(run)
-                        await session.flush()
-                        session.expunge_all()
-                    await session.commit()
-                except BaseException:
-                    await session.rollback()
-                    raise
+            if self.engine is not None and all(
+                isinstance(item.handler, Batched) and item.handler.driver for item in batch
+            ):
+                claimed = await self._apply_on_driver(self.engine, batch)
+            else:
+                claimed = await self._apply_in_session(batch)
         except Exception as exc:
             logger.info(
                 "events.batch.fallback",
@@ -549,6 +557,52 @@ class EventConsumer(PullConsumer):
         for item in batch:
             await item.msg.ack()
         self.touch()
+
+    async def _apply_in_session(self, batch: list[_Decoded]) -> int:
+        """The batch in one session's transaction; the number of events it applied."""
+        claimed = 0
+        async with self.sessionmaker() as session:
+            try:
+                todo = await self._fresh(session, batch)
+                for run in _runs(todo):
+                    handler = run[0].handler
+                    if len(run) > 1 and isinstance(handler, Batched):
+                        await handler.many(session, [item.data for item in run])
+                    else:
+                        await handler(session, run[0].data)
+                    claimed += len(run)
+                    await session.flush()
+                    session.expunge_all()
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+        return claimed
+
+    async def _apply_on_driver(self, engine: AsyncEngine, batch: list[_Decoded]) -> int:
+        """The batch in one transaction on asyncpg's connection, every run through its
+        handler's ``many`` (each handler is a ``Batched`` with ``driver``)."""
+        async with pooled_driver_connection(engine) as connection, connection.transaction():
+            todo = await self._fresh(connection, batch)
+            for run in _runs(todo):
+                handler = run[0].handler
+                assert isinstance(handler, Batched)
+                await handler.many(connection, [item.data for item in run])
+        return len(todo)
+
+    async def _fresh(
+        self, db: AsyncSession | DriverConnection, batch: list[_Decoded]
+    ) -> list[_Decoded]:
+        """Claim the batch's inbox rows in one statement; the events to apply, in order. A
+        duplicate (one applied before, or a second copy inside the batch) is not claimed
+        again."""
+        fresh = await self._claim_all(db, [item.event.id for item in batch])
+        todo = []
+        for item in batch:
+            if item.event.id in fresh:
+                fresh.discard(item.event.id)
+                todo.append(item)
+        return todo
 
     async def _handle(self, msg: Msg) -> None:
         try:

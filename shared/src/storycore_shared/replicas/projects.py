@@ -48,7 +48,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storycore_shared.auth import Principal
-from storycore_shared.db import DriverConnection, Prepared, fetchrow
+from storycore_shared.db import DriverConnection, Prepared, executemany, fetchrow
 from storycore_shared.errors import (
     ProjectNotFound,
     ProjectReadOnly,
@@ -208,15 +208,16 @@ class ProjectDirectory:
         """Upsert a project's state unless we already hold a newer one or a tombstone."""
         await fetchrow(db, self._upsert, _state_row(data))
 
-    async def apply_many(self, session: AsyncSession, states: list[ProjectState]) -> None:
+    async def apply_many(
+        self, db: AsyncSession | DriverConnection, states: list[ProjectState]
+    ) -> None:
         """:meth:`apply` for a run of states: only each project's newest is written (the upsert
         would skip the older ones anyway), in one executemany."""
         newest: dict[uuid.UUID, ProjectState] = {}
         for data in states:
             if data.id not in newest or data.version > newest[data.id].version:
                 newest[data.id] = data
-        rows = [_state_row(data) for data in newest.values()]
-        await session.execute(self._upsert.statement, rows)
+        await executemany(db, self._upsert, [_state_row(data) for data in newest.values()])
 
     @functools.cached_property
     def _upsert(self) -> Prepared:
@@ -258,7 +259,7 @@ class ProjectDirectory:
             await self.tombstone(session, data)
             await on_deleted(session, data)
 
-        states = Batched(self.apply, self.apply_many)
+        states = Batched(self.apply, self.apply_many, driver=True)
         return {ProjectCreated: states, ProjectUpdated: states, ProjectDeleted: deleted}
 
     def consumer(self, runtime: Runtime, *, name: str, on_deleted: Cascade) -> EventConsumer:
