@@ -490,6 +490,12 @@ def test_every_format_decodes_and_downloads_take_ranges(api: httpx.Client, make_
         assert answer.content == data[10:20]
         beyond = api.get(record["file_url"], headers={"Range": f"bytes={len(data) + 5}-"})
         assert beyond.status_code == 416
+        # HEAD through the gateway: the file's size and tag, not its bytes.
+        head = api.head(record["file_url"])
+        assert head.status_code == 200
+        assert head.content == b""
+        assert head.headers["content-length"] == str(len(data))
+        assert head.headers["etag"] == answer.headers["etag"]
 
 
 def test_waveform_peaks_are_the_samples(api: httpx.Client, make_user: Any):

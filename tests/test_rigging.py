@@ -98,6 +98,9 @@ def download(api: httpx.Client, user: Any, rig: dict[str, Any]) -> bytes:
     assert answer.headers["content-type"] == GLB
     assert answer.headers["etag"] == f'"{rig["hash"]}"'
     assert hashlib.sha256(answer.content).hexdigest() == rig["hash"]
+    probe = api.head(rig["rig_url"], headers=user.headers)  # the file's headers, no bytes
+    assert (probe.status_code, probe.content) == (200, b"")
+    assert probe.headers["content-length"] == str(len(answer.content))
     return answer.content
 
 

@@ -419,6 +419,10 @@ def test_keyframes_are_assets_with_ranges_etags_and_a_project_cascade(
     )
     etag = whole.headers["etag"]
     assert api.get(url, headers={**user.headers, "If-None-Match": etag}).status_code == 304
+    probe = api.head(url, headers=user.headers)  # what GET says of the file, without it
+    assert (probe.status_code, probe.content) == (200, b"")
+    assert probe.headers["content-length"] == str(size)
+    assert probe.headers["etag"] == etag
 
     assert api.delete(f"/api/projects/{pid}", headers=user.headers).status_code == 204
 

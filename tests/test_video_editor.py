@@ -244,6 +244,10 @@ def test_a_storyboard_from_a_real_sequence_exports_to_a_playable_mp4(
     assert (done["width"], done["height"]) == (320, 180)
     data = api.get(done["file_url"]).content
     assert len(data) == done["size"]
+    probe = api.head(done["file_url"])  # a player's probe: the size and type, no bytes
+    assert (probe.status_code, probe.content) == (200, b"")
+    assert probe.headers["content-length"] == str(done["size"])
+    assert probe.headers["content-type"] == "video/mp4"
     frames, facts = decode_video(data)
     assert (facts["video_codec"], facts["audio_codec"]) == ("h264", "aac")
     assert (facts["width"], facts["height"], facts["fps"]) == (320, 180, 12)

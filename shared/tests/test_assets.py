@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import psutil
 import pytest
-from fastapi import FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from sqlalchemy import MetaData, Table, func, select, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -38,7 +38,7 @@ from storycore_shared.assets import (
     asset_store,
     asset_table,
 )
-from storycore_shared.assets.http import asset_response, content_disposition
+from storycore_shared.assets.http import asset_response, content_disposition, file_route
 from storycore_shared.assets.nats_store import SEQUENCE_HEADER, _SequenceIndex
 from storycore_shared.assets.s3_store import S3AssetStore
 from storycore_shared.config import ServiceSettings
@@ -261,14 +261,17 @@ async def test_nats_objects_are_interchangeable_with_nats_py(nats_store: NatsAss
 def download_app(store: AssetStore) -> FastAPI:
     app = FastAPI()
     install_error_handlers(app)
+    router = APIRouter()
 
-    @app.api_route("/assets/{key:path}", methods=["GET", "HEAD"])
+    @file_route(router, "/assets/{key:path}")
     async def get_asset(key: str, request: Request) -> Response:
         """Download an asset."""
         stored = await store.stat(key)
         if stored is None:
             raise AssetNotFound()
         return asset_response(request, store, stored, filename='Straße №1 "final".png')
+
+    app.include_router(router)
 
     @app.get("/gone/{key:path}")
     async def get_deleted_meanwhile(key: str, request: Request) -> Response:
@@ -307,6 +310,29 @@ async def test_an_asset_deleted_before_its_bytes_are_read_is_a_404_problem(backe
     assert answer.status_code == 404
     assert answer.headers["content-type"] == "application/problem+json"
     assert answer.json()["code"] == "asset_not_found"
+
+
+async def test_a_file_route_answers_head_with_the_files_headers_and_no_bytes(backend: Backend):
+    """``HEAD`` on a file route: what ``GET`` would say of the file, without it (FastAPI's own
+    ``GET`` route answers a ``HEAD`` 405). The OpenAPI document lists the ``GET`` only."""
+    data = os.urandom(3000)
+    await backend.store.put("img/h.png", stream(data, [1000]), content_type="image/png")
+    app = download_app(backend.store)
+    assert list(app.openapi()["paths"]["/assets/{key}"]) == ["get"]
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://assets") as http:
+        got = await http.get("/assets/img/h.png")
+        head = await http.head("/assets/img/h.png")
+        missing = await http.head("/assets/img/none.png")
+        not_a_file = await http.head("/records/img/h.png")  # a plain GET route
+    assert got.content == data
+    assert head.status_code == 200
+    assert head.content == b""
+    for name in ("content-length", "content-type", "etag", "accept-ranges", "content-disposition"):
+        assert head.headers[name] == got.headers[name], name
+    assert head.headers["content-length"] == str(len(data))
+    assert missing.status_code == 404
+    assert not_a_file.status_code == 405
 
 
 async def test_downloads_honour_range_etag_and_disposition(backend: Backend):

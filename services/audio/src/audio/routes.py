@@ -23,6 +23,7 @@ from audio.schemas import (
     WaveformPublic,
 )
 from audio.state import AudioDep, RateLimitedPrincipal, get_jobs
+from storycore_shared.assets.http import file_route
 from storycore_shared.auth import PrincipalDep
 from storycore_shared.db import SessionDep
 from storycore_shared.http import Page, PageSize
@@ -114,9 +115,9 @@ async def delete_audio(
     await audio.delete(session, principal=principal, audio_id=audio_id)
 
 
-@router.get(
+@file_route(
+    router,
     "/{audio_id}/download",
-    response_class=Response,
     responses={
         200: {"content": {"audio/wav": {}, "audio/flac": {}, "audio/mpeg": {}, "audio/ogg": {}}}
     },

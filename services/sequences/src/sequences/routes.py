@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request, Response, status
 
 from sequences.schemas import GenerateRequest
 from sequences.state import KeyframesDep, RateLimitedPrincipal, SequencesDep, get_jobs
+from storycore_shared.assets.http import file_route
 from storycore_shared.auth import PrincipalDep
 from storycore_shared.db import SessionDep
 from storycore_shared.http import Page, PageSize
@@ -60,9 +61,9 @@ async def get_job_result(
     return await sequences.result(session, principal=principal, job_id=job_id)
 
 
-@router.get(
+@file_route(
+    router,
     "/{job_id}/keyframes/{index}",
-    response_class=Response,
     responses={200: {"content": {"image/png": {}}}},
 )
 async def get_keyframe(

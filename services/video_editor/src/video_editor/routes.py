@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, status
 
+from storycore_shared.assets.http import file_route
 from storycore_shared.auth import PrincipalDep
 from storycore_shared.db import SessionDep, transaction
 from storycore_shared.jobs.routes import job_router
@@ -140,7 +141,7 @@ async def delete_media(
     await media.delete(session, principal=principal, media_id=media_id)
 
 
-@router.get("/media/{media_id}/file", response_class=Response)
+@file_route(router, "/media/{media_id}/file")
 async def get_media_file(
     media_id: uuid.UUID,
     request: Request,
@@ -152,9 +153,9 @@ async def get_media_file(
     return await media.file(request, session, principal=principal, media_id=media_id)
 
 
-@router.get(
+@file_route(
+    router,
     "/media/{media_id}/thumbnail",
-    response_class=Response,
     responses={200: {"content": {"image/png": {}}}},
 )
 async def get_media_thumbnail(
@@ -226,9 +227,9 @@ async def get_export(
     return await exports.get(session, principal=principal, export_id=export_id)
 
 
-@router.get(
+@file_route(
+    router,
     "/exports/{export_id}/download",
-    response_class=Response,
     responses={200: {"content": {"video/mp4": {}, "video/webm": {}, "image/gif": {}}}},
 )
 async def download_export(

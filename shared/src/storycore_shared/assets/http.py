@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 from urllib.parse import quote
 
+from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -14,7 +16,29 @@ from storycore_shared.assets.base import AssetStore, StoredObject
 from storycore_shared.assets.records import AssetRecord
 from storycore_shared.errors import RangeNotSatisfiable
 
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+
 _RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
+
+
+def file_route(router: APIRouter, path: str, **options: Any) -> Callable[[Endpoint], Endpoint]:
+    """Register ``GET path`` for an endpoint that answers with :func:`asset_response`, and
+    ``HEAD path`` for the same endpoint: the file's status and headers (size, type, ``ETag``,
+    ``Accept-Ranges``) without its bytes, for a download manager, ``curl -I`` or a player
+    probing the size. FastAPI adds no ``HEAD`` to a ``GET`` route by itself, so without this
+    a ``HEAD`` answered 405. The ``HEAD`` route stays out of the OpenAPI document (it would
+    repeat the ``GET``'s operation)::
+
+        @file_route(router, "/{audio_id}/download", responses={200: {...}})
+        async def download_audio(audio_id: uuid.UUID, request: Request, ...) -> Response:
+            ...
+    """
+
+    def register(endpoint: Endpoint) -> Endpoint:
+        router.head(path, response_class=Response, include_in_schema=False)(endpoint)
+        return router.get(path, response_class=Response, **options)(endpoint)
+
+    return register
 
 
 def asset_response(

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, Response, status
 
 from sequences.rigging.schemas import RigCreate, RigPublic, SheetPublic
 from sequences.state import RigRateLimitedPrincipal, RigsDep, get_rig_jobs
+from storycore_shared.assets.http import file_route
 from storycore_shared.auth import PrincipalDep
 from storycore_shared.db import SessionDep
 from storycore_shared.jobs.routes import job_router
@@ -66,9 +67,9 @@ async def get_rig(
     return await rigs.get(session, principal=principal, rig_id=rig_id)
 
 
-@router.get(
+@file_route(
+    router,
     "/{rig_id}/download",
-    response_class=Response,
     responses={200: {"content": {"model/gltf-binary": {}}}},
 )
 async def download_rig(
