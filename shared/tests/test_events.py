@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
@@ -434,6 +435,36 @@ async def test_events_trickling_in_share_a_transaction_when_the_consumer_lingers
         assert len(transactions) <= total // 3, f"{len(transactions)} transactions"
     else:
         assert len(transactions) == total
+
+
+async def test_a_lingering_consumer_takes_a_backlog_in_full_batches_without_waiting(
+    kit: Any, broker: Broker
+):
+    """Events already stored fill a lingering consumer's batches at once: it waits its linger
+    only for a batch the stream cannot fill (here the last one), in transactions of 50."""
+    js = await broker.jetstream()
+    await ensure_stream(js, kit.stream)
+    acks = []
+    for n in range(120):
+        event = CloudEvent.wrap(kit.event(id=uuid.uuid4(), n=n), source="kit")
+        acks.append(
+            await js.publish_async(event.type, event.to_bytes(), headers={"Nats-Msg-Id": event.id})
+        )
+    await asyncio.gather(*acks)
+    linger = 8.0
+    consumer = make_consumer(kit, broker, handler=tx_recording_handler(kit), linger=linger)
+    began = time.monotonic()
+    await consumer.start()
+    try:
+        await eventually(lambda: _at_least(kit, 100), within=linger / 2, what="two full batches")
+        assert time.monotonic() - began < linger
+        await _all_applied(js, kit, consumer, 120)
+    finally:
+        await consumer.stop()
+    rows = await kit.applied_rows()
+    assert sorted(r.n for r in rows) == list(range(120))
+    sizes = Counter(r.tx for r in rows)
+    assert sorted(sizes.values()) == [20, 50, 50]
 
 
 async def test_a_stored_pull_takes_what_is_stored_at_once_and_nothing_more(

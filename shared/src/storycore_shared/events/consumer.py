@@ -359,16 +359,24 @@ class PullConsumer:
 
     async def _fetch(self, sub: JetStreamContext.PullSubscription) -> list[Msg]:
         """The next batch: what is stored, else the first messages to arrive within
-        ``fetch_timeout`` (none when it is up). A lingering consumer whose batch is not full
+        ``fetch_timeout`` (none when it is up).
+
+        A lingering consumer takes only its first message through nats.py's ``fetch``, which
+        hands each message over through ``next_msg`` (two tasks, a timer and a uuid apiece),
+        and the rest of what is stored through its :class:`StoredPull`. A batch still not full
         then waits ``linger`` and adds what arrived meanwhile (the first messages are held, not
         acked, in the meantime)."""
+        stored = self._stored
         try:
-            messages = await sub.fetch(self.batch_size, timeout=self.fetch_timeout)
+            first = await sub.fetch(1 if stored else self.batch_size, timeout=self.fetch_timeout)
         except TimeoutError:  # nats' own TimeoutError subclasses it; fetch raises both
             return []
-        if self._stored is not None and len(messages) < self.batch_size:
+        if stored is None:
+            return first
+        messages = first + await stored.take(self.batch_size - len(first))
+        if len(messages) < self.batch_size:
             await asyncio.sleep(self.linger)
-            messages += await self._stored.take(self.batch_size - len(messages))
+            messages += await stored.take(self.batch_size - len(messages))
         return messages
 
     async def _run(self) -> None:
