@@ -22,6 +22,7 @@ runtime exists and stored once on the app; routes get it, type-checked, from
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -190,6 +191,7 @@ def create_service_app(spec: ServiceSpec[Any]) -> FastAPI:
             await consumer.start()
         if spec.on_startup is not None:
             await spec.on_startup(app, runtime)
+        tune_garbage_collector()
         logger.info("service.ready")
         try:
             yield
@@ -229,6 +231,28 @@ def create_service_app(spec: ServiceSpec[Any]) -> FastAPI:
     if settings.ENVIRONMENT == "test":
         app.include_router(_diagnostics_router(spec.name))
     return app
+
+
+# Young objects a service allocates between two collections of the cyclic garbage collector
+# (Python's default is 700). See tune_garbage_collector.
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def tune_garbage_collector() -> None:
+    """Once a service has started: what start-up built (modules, models, routes, tables) is
+    frozen out of the collector's way, and the youngest generation is collected every
+    ``GC_YOUNG_THRESHOLD`` allocations instead of every 700.
+
+    A request allocates hundreds of objects and refcounting frees almost all of them; what a
+    young collection traverses is what is still alive then, mostly the requests in flight,
+    about the same whatever the threshold, so fewer collections cost less. Under updates at
+    c = 32 the collector took 6-7 % of the projects service's CPU (py-spy ``--native``), 7 %
+    with the freeze alone, and no sample at all with both. Cyclic garbage waits a little
+    longer; refcounting frees everything else as before.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, 10, 10)
 
 
 # Swagger UI's files, served by the gateway's fallback app (storycore_shared.fallback) at
