@@ -368,7 +368,8 @@ class PullConsumer:
         acked, in the meantime)."""
         stored = self._stored
         try:
-            first = await sub.fetch(1 if stored else self.batch_size, timeout=self.fetch_timeout)
+            wanted = 1 if stored is not None else self.batch_size
+            first = await sub.fetch(wanted, timeout=self.fetch_timeout)
         except TimeoutError:  # nats' own TimeoutError subclasses it; fetch raises both
             return []
         if stored is None:
