@@ -602,7 +602,14 @@ def test_delete_and_project_delete_remove_records_and_files(
         within=15,
         what="the project's files are deleted",
     )
-    assert_problem(api.get(f"/api/audio/{two['id']}", headers=user.headers), 404)
+    # The bytes go inside the transaction that deletes the rows, a moment before its commit.
+    record_url = f"/api/audio/{two['id']}"
+    settle(
+        lambda: api.get(record_url, headers=user.headers).status_code == 404,
+        within=5,
+        what="the record gone with its project",
+    )
+    assert_problem(api.get(record_url, headers=user.headers), 404)
 
 
 # -- jobs -----------------------------------------------------------------------------------
