@@ -21,7 +21,7 @@ from storycore_shared.assets import NatsAssetStore
 from storycore_shared.events.broker import Broker
 from storycore_shared.events.envelope import CloudEvent
 from storycore_testkit.polling import settle
-from storycore_testkit.problems import assert_problem
+from storycore_testkit.problems import assert_problem, settle_gone
 
 TERMINAL = {"completed", "failed", "cancelled"}
 SENTENCE = "The lighthouse keeper climbed the stairs slowly, counting every step until dawn."
@@ -603,13 +603,7 @@ def test_delete_and_project_delete_remove_records_and_files(
         what="the project's files are deleted",
     )
     # The bytes go inside the transaction that deletes the rows, a moment before its commit.
-    record_url = f"/api/audio/{two['id']}"
-    settle(
-        lambda: api.get(record_url, headers=user.headers).status_code == 404,
-        within=5,
-        what="the record gone with its project",
-    )
-    assert_problem(api.get(record_url, headers=user.headers), 404)
+    settle_gone(api, f"/api/audio/{two['id']}", user.headers, within=5, what="the record gone too")
 
 
 # -- jobs -----------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from storycore_shared.assets import NatsAssetStore
 from storycore_shared.events.broker import Broker
 from storycore_shared.events.envelope import CloudEvent
 from storycore_testkit.polling import settle
-from storycore_testkit.problems import assert_problem
+from storycore_testkit.problems import assert_problem, settle_gone
 
 API = "/api/video-editor"
 TERMINAL = {"completed", "failed", "cancelled"}
@@ -609,11 +609,5 @@ def test_another_user_gets_404_everywhere_and_a_project_delete_frees_every_byte(
     )
     # The cascade deletes the bytes inside the transaction that deletes the rows, so the rows
     # go at its commit, a moment after the last object.
-    timeline_url = f"{API}/projects/{tid}"
-    settle(
-        lambda: api.get(timeline_url, headers=owner.headers).status_code == 404,
-        within=5,
-        what="the timeline gone with its project",
-    )
-    assert_problem(api.get(timeline_url, headers=owner.headers), 404)
+    settle_gone(api, f"{API}/projects/{tid}", owner.headers, within=5, what="the timeline gone")
     assert math.isfinite(done["duration_seconds"])

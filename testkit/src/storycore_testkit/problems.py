@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
+
+from storycore_testkit.polling import settle
 
 
 def assert_problem(
@@ -20,3 +23,12 @@ def assert_problem(
         assert body["code"] == code, body
     assert "Traceback" not in response.text
     return body
+
+
+def settle_gone(
+    api: httpx.Client, url: str, headers: Mapping[str, str], *, within: float, what: str
+) -> dict[str, Any]:
+    """Wait until ``GET url`` answers 404 (a cascade's rows go at its commit), then check it is
+    our problem."""
+    settle(lambda: api.get(url, headers=headers).status_code == 404, within=within, what=what)
+    return assert_problem(api.get(url, headers=headers), 404)
