@@ -115,20 +115,19 @@ class _AssetStream(StreamingResponse):
     stream, because nothing else can be said once the bytes flow.
     """
 
-    def __init__(self, pieces: AsyncIterator[bytes], status: int, headers: dict[str, str]) -> None:
-        super().__init__(pieces, status, headers=headers)
-        self.pieces = pieces
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        pieces = aiter(self.body_iterator)
         try:
-            first = await anext(self.pieces)
+            first = await anext(pieces)
         except StopAsyncIteration:
             first = b""
-        self.body_iterator = _then(first, self.pieces)
+        self.body_iterator = _then(first, pieces)
         await super().__call__(scope, receive, send)
 
 
-async def _then(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def _then(
+    first: str | bytes | memoryview, rest: AsyncIterator[str | bytes | memoryview]
+) -> AsyncIterator[str | bytes | memoryview]:
     try:
         if first:
             yield first
