@@ -23,6 +23,7 @@ import httpx
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from storycore_shared import outbound
 from storycore_shared.errors import ServiceUnavailable, Unauthorized
 from storycore_shared.token_keys import PublicKey, UnusableKey, codec, parse_jwk, pyjwt
 
@@ -158,7 +159,7 @@ class TokenVerifier:
                 return
             self._last_attempt = time.monotonic()
             try:
-                async with httpx.AsyncClient(timeout=self._http_timeout) as client:
+                async with outbound.client(timeout=self._http_timeout) as client:
                     url = await self._discover_jwks_url(client)
                     answer = await client.get(url)
                     answer.raise_for_status()

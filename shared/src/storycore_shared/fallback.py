@@ -42,6 +42,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from storycore_shared import outbound
 from storycore_shared.errors import PROBLEM_JSON
 
 SERVICES_ENV = "STORYCORE_GATEWAY_SERVICES"
@@ -168,7 +169,7 @@ async def _ready(client: httpx.AsyncClient, url: str) -> bool:
 async def _health(request: Request) -> JSONResponse:
     """Every service's readiness: ready when at least one of its replicas is."""
     services = _services(request)
-    async with httpx.AsyncClient(timeout=PROBE_TIMEOUT_SECONDS) as client:
+    async with outbound.client(timeout=PROBE_TIMEOUT_SECONDS) as client:
         probes = [
             asyncio.gather(*(_ready(client, url) for url in service.health)) for service in services
         ]

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from storycore_shared import outbound
 from storycore_shared.jobs.runner import JobFailure
 
 T = TypeVar("T")
@@ -58,7 +59,7 @@ class ComfyUI:
     async def client(self) -> AsyncIterator[httpx.AsyncClient]:
         """An HTTP client for one job's calls; transport trouble becomes a JobFailure."""
         try:
-            async with httpx.AsyncClient(base_url=self.url, timeout=10) as client:
+            async with outbound.client(base_url=self.url, timeout=10) as client:
                 yield client
         except httpx.TimeoutException as exc:
             raise JobFailure(f"ComfyUI at {self.url} timed out") from exc

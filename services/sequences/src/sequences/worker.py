@@ -26,6 +26,7 @@ from sequences.models import SCHEMA, assets_table, event_tables, job_tables
 from sequences.rendering import BuiltinBackend, ComfyUIBackend, Frame
 from sequences.rigging.detectors import ComfyUIPoseDetector
 from sequences.rigging.job import Rigging
+from storycore_shared import outbound
 from storycore_shared.assets import Assets, asset_store
 from storycore_shared.contracts.planning import Plan, PlannedShot, PlanRequest
 from storycore_shared.events.broker import Broker
@@ -80,7 +81,7 @@ class Generation:
         )
         token = self.settings.INTERNAL_TOKEN.get_secret_value()
         try:
-            async with httpx.AsyncClient(timeout=self.settings.PLANNER_TIMEOUT_SECONDS) as client:
+            async with outbound.client(timeout=self.settings.PLANNER_TIMEOUT_SECONDS) as client:
                 answer = await client.post(
                     f"{self.settings.LLM_URL.rstrip('/')}/internal/llm/plan",
                     json=request.model_dump(),

@@ -22,6 +22,7 @@ from fastapi import Request, Response
 from sqlalchemy import RowMapping, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storycore_shared import outbound
 from storycore_shared.assets import Assets, file_chunks, one_chunk
 from storycore_shared.assets.http import asset_response
 from storycore_shared.auth import Principal
@@ -225,7 +226,7 @@ class Media:
         url, headers = self._authorised(url, principal)
         try:
             async with (
-                httpx.AsyncClient(timeout=self.settings.IMPORT_TIMEOUT_SECONDS) as client,
+                outbound.client(timeout=self.settings.IMPORT_TIMEOUT_SECONDS) as client,
                 client.stream("GET", url, headers=headers) as answer,
             ):
                 if answer.status_code in (403, 404):
@@ -249,7 +250,7 @@ class Media:
     async def _json(self, url: str, principal: Principal, what: str) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {principal.token}"}
         try:
-            async with httpx.AsyncClient(timeout=self.settings.IMPORT_TIMEOUT_SECONDS) as client:
+            async with outbound.client(timeout=self.settings.IMPORT_TIMEOUT_SECONDS) as client:
                 answer = await client.get(url, headers=headers)
         except httpx.TimeoutException as exc:
             raise UpstreamTimeout(f"Fetching the {what} timed out.") from exc

@@ -47,6 +47,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storycore_shared import outbound
 from storycore_shared.auth import Principal
 from storycore_shared.db import DriverConnection, Prepared, executemany, fetchrow
 from storycore_shared.errors import (
@@ -348,7 +349,7 @@ class ProjectDirectory:
             return None
         url = f"{self.projects_url}/api/projects/{project_id}"
         try:
-            async with httpx.AsyncClient(timeout=self.timeout) as client:
+            async with outbound.client(timeout=self.timeout) as client:
                 answer = await client.get(url, headers={"Authorization": authorization})
         except httpx.TimeoutException as exc:
             raise UpstreamTimeout("The projects service did not answer in time.") from exc

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from llm.errors import ProviderBadAnswer, ProviderTimeout, ProviderUnavailable
+from storycore_shared import outbound
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ class HttpProvider(Provider):
         return {}
 
     def _client(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(
+        return outbound.client(
             base_url=self.base_url,
             timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 5.0)),
             headers=self.headers(),
