@@ -48,7 +48,7 @@ from storycore_shared.events.contracts import StreamSpec
 from storycore_shared.events.relay import OutboxRelay
 from storycore_shared.events.tables import EventTables
 from storycore_shared.logs import configure_logging
-from storycore_shared.middleware import RequestContextMiddleware
+from storycore_shared.middleware import AdmissionMiddleware, RequestContextMiddleware
 from storycore_shared.migrations import migrate
 from storycore_shared.token_keys import codec
 
@@ -215,11 +215,18 @@ def create_service_app(spec: ServiceSpec[Any]) -> FastAPI:
         redoc_url=None,
         openapi_url=None if production else f"/api/{spec.name}/openapi.json",
     )
-    # Outermost first: request id and access log, the catch-all 500, then the body checks.
+    # Outermost first: request id and access log, the catch-all 500, admission in arrival
+    # order, then the body checks.
     app.add_middleware(
         RequestBodyMiddleware,
         max_body_bytes=settings.MAX_BODY_BYTES,
         streamed=spec.streamed_bodies,
+    )
+    app.add_middleware(
+        AdmissionMiddleware,
+        service=spec.name,
+        limit=settings.admission_limit,
+        lease=settings.ADMISSION_LEASE_SECONDS,
     )
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, service=spec.name)

@@ -79,6 +79,12 @@ class ServiceSettings(BaseSettings):
     # 100 ms: a replica's CPU per event at 300 events a second is about 0.7 of what 50 ms
     # costs (benchmarks/consumer_bench.py); longer gains less, as batches fill at 50.
     REPLICA_LINGER_SECONDS: float = Field(default=0.1, ge=0, le=1)
+    # Requests inside a replica at once (storycore_shared.middleware.AdmissionMiddleware); the
+    # rest wait their turn in arrival order. Unset: the pool's connections plus 4, so that the
+    # pool stays busy while some admitted requests are before or after their statements.
+    ADMISSION_LIMIT: int | None = Field(default=None, ge=1, le=10_000)
+    # How long an admitted request keeps its place if its answer has not started by then.
+    ADMISSION_LEASE_SECONDS: float = Field(default=1.0, gt=0, le=60)
     # Larger request bodies get 413 from the service too (the gateway's limit has the same
     # variable but does not cover the streaming routes).
     MAX_BODY_BYTES: int = 1_048_576
@@ -99,6 +105,11 @@ class ServiceSettings(BaseSettings):
                 "tokens cannot be verified without the issuer's public keys"
             )
         return self
+
+    @property
+    def admission_limit(self) -> int:
+        """Requests inside a replica at once (see ADMISSION_LIMIT)."""
+        return self.ADMISSION_LIMIT or self.DATABASE_POOL_SIZE + self.DATABASE_MAX_OVERFLOW + 4
 
     @property
     def direct_database_url(self) -> str:
