@@ -2,7 +2,7 @@
 
 httpx builds a new TLS context for every client that is not handed one, even for a plain-http
 call to a sibling: it parses certifi's whole bundle of certificate authorities each time, about
-16 ms of CPU on the development machine, and the first one stays at 1.5 MB of the process
+15-18 ms of CPU on the development machine, and the first one stays at 1.5 MB of the process
 (docs/benchmarks.md, "One TLS context per process"). Services open a client per call (a JWKS
 fetch, a projects-replica miss, each LLM request, each ComfyUI job, each media import), so every
 client here shares one context per process instead. It verifies as httpx's default does
