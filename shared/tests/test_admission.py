@@ -9,10 +9,11 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import pytest
+from prometheus_client import REGISTRY
 from starlette.types import Message, Receive, Scope, Send
 
 from storycore_shared.config import ServiceSettings
-from storycore_shared.middleware import WAITING, AdmissionMiddleware
+from storycore_shared.middleware import AdmissionMiddleware
 
 SERVICE = "admission-test"
 
@@ -68,8 +69,9 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-def waiting() -> float:
-    return WAITING.labels(SERVICE)._value.get()  # type: ignore[attr-defined]
+def waiting() -> float | None:
+    """The waiting gauge, as ``/metrics`` exposes it."""
+    return REGISTRY.get_sample_value("storycore_http_requests_waiting", {"service": SERVICE})
 
 
 async def test_requests_beyond_the_limit_wait_and_enter_in_arrival_order() -> None:
